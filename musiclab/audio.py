@@ -1,0 +1,620 @@
+"""Audio: SoundFont rendering, load and save, spectrograms, Griffin-Lim, mu-law, players.
+
+Names follow librosa (``y``, ``sr``, ``n_fft``, ``hop_length``, ``n_mels``). Mono audio is
+``y [shape=(n,)]``, float32, full scale at 1.0. The book's audio is rendered from notes with the
+General MIDI SoundFont ``TimGM6mb.sf2`` that ships inside ``pretty_midi``, by ``tinysoundfont``.
+
+Chapter: notebooks/01_music_as_data.ipynb
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import html
+import io
+import math
+import os
+import re
+import secrets
+import threading
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pretty_midi
+import soundfile
+import torch
+
+from .errors import BadInputError, MusiclabError
+
+DEFAULT_SR = 16000
+SOUNDFONT_PATH = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+PROGRAM_NAMES = {
+    0: "Acoustic Grand Piano", 11: "Vibraphone", 19: "Church Organ",
+    24: "Acoustic Guitar (nylon)", 32: "Acoustic Bass", 40: "Violin", 56: "Trumpet",
+    71: "Clarinet", 73: "Flute", 105: "Banjo",
+}
+SILENCE_PEAK = 1e-4  # below this peak a clip counts as silent
+LOG_FLOOR = 1e-5  # magnitudes are clamped here before the log: log(1e-5) = -11.5, about -100 dB
+_PLAYER_PEAK = 10 ** (-1 / 20)  # -1 dBFS
+_MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+_FILE_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}
+# tinysoundfont's Synth keeps voice state; one lock keeps renders from interleaving on it.
+_SYNTH_LOCK = threading.Lock()
+
+
+# Validation ---------------------------------------------------------------------------------
+
+def _as_int(value, name: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+        integral = number == value
+    except (TypeError, ValueError):
+        integral = False
+    if not integral or isinstance(value, bool) or not low <= number <= high:
+        raise BadInputError(f"{name}={value!r}: expected an integer in [{low}, {high}]")
+    return number
+
+
+def _as_array(y, name: str) -> np.ndarray:
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    y = np.asarray(y, dtype=np.float32)
+    if y.size == 0:
+        raise BadInputError(f"{name}: empty (no samples)")
+    if not np.all(np.isfinite(y)):
+        raise BadInputError(f"{name}: contains NaN or infinite samples")
+    return y
+
+
+def check_audio(y, sr, name: str = "audio", *, ndim: int = 1, allow_silence: bool = False):
+    """Validate audio and return it as a float32 NumPy array.
+
+    Parameters
+    ----------
+    y : np.ndarray or Tensor [shape=(n,)] (or (channels, n) with ``ndim=2``)
+    sr : int, sample rate in Hz, between 1000 and 384000.
+    name : str, names the audio (a file, an argument) in error messages.
+    ndim : int, the number of dimensions ``y`` must have.
+    allow_silence : bool, accept clips whose peak is below ``SILENCE_PEAK`` (1e-4).
+
+    Returns
+    -------
+    y : np.ndarray [shape=like the input], float32
+
+    Raises
+    ------
+    BadInputError
+        Empty, NaN or infinite samples, silent, wrong number of dimensions, absurd ``sr``.
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    _as_int(sr, f"{name}: sr", 1000, 384000)
+    y = _as_array(y, name)
+    if y.ndim != ndim:
+        raise BadInputError(f"{name}: expected {ndim}-D audio, got shape {y.shape}")
+    if not allow_silence and np.abs(y).max() < SILENCE_PEAK:
+        raise BadInputError(f"{name}: silent (peak {np.abs(y).max():.1e} < {SILENCE_PEAK:.0e})")
+    return y
+
+
+def require_sr(sr, expected: int, name: str = "audio") -> None:
+    """Raise ``BadInputError`` unless ``sr == expected``, saying how to resample.
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    if sr != expected:
+        raise BadInputError(f"{name}: expected {expected} Hz, got {sr} Hz; "
+                            f"resample with load_audio(path, sr={expected})")
+
+
+# SoundFont rendering --------------------------------------------------------------------------
+
+def program_name(program: int) -> str:
+    """Return the General MIDI name of ``program`` (0-127), e.g. 73 -> "Flute".
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    return pretty_midi.program_to_instrument_name(_as_int(program, "program", 0, 127))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_synth(sr: int):
+    try:
+        import tinysoundfont
+    except ImportError as err:
+        raise MusiclabError("SoundFont rendering needs tinysoundfont: "
+                            "pip install --no-deps tinysoundfont==0.3.7") from err
+    synth = tinysoundfont.Synth(samplerate=sr)
+    return synth, synth.sfload(str(SOUNDFONT_PATH))
+
+
+def _render_events(events, program: int, n: int, sr: int) -> np.ndarray:
+    """Render sorted ``(sample, is_on, pitch, velocity)`` events into ``n`` mono samples."""
+    synth, sfid = _load_synth(sr)
+    frame_bytes = 8  # stereo float32
+    buffer = memoryview(bytearray(n * frame_bytes))
+    with _SYNTH_LOCK:
+        # sounds_off fades voices over ~10 ms instead of cutting them: run the synth until it is
+        # exactly silent, so that every render starts from the state of a fresh synth.
+        synth.sounds_off()
+        flush = memoryview(bytearray(512 * frame_bytes))
+        while np.any(np.frombuffer(synth.generate_simple(512, buffer=flush), np.float32)):
+            pass
+        synth.program_select(0, sfid, 0, program)
+        position = 0
+        for sample, is_on, pitch, velocity in events:
+            sample = min(sample, n)
+            if sample > position:
+                synth.generate_simple(sample - position,
+                                      buffer=buffer[position * frame_bytes:sample * frame_bytes])
+                position = sample
+            if is_on:
+                synth.noteon(0, pitch, velocity)
+            else:
+                synth.noteoff(0, pitch)
+        if n > position:
+            synth.generate_simple(n - position, buffer=buffer[position * frame_bytes:])
+    return np.frombuffer(buffer, dtype=np.float32).reshape(n, 2).mean(axis=1)
+
+
+def _render_note(pitch, program, velocity, duration_s, release_s, sr) -> np.ndarray:
+    pitch = _as_int(pitch, "pitch", 0, 127)
+    velocity = _as_int(velocity, "velocity", 1, 127)
+    if not duration_s > 0 or not release_s >= 0:
+        raise BadInputError(f"duration_s={duration_s}, release_s={release_s}: "
+                            "expected duration_s > 0 and release_s >= 0")
+    events = [(0, True, pitch, velocity), (max(1, round(duration_s * sr)), False, pitch, 0)]
+    return _render_events(events, program, round((duration_s + release_s) * sr), sr)
+
+
+def _raise_if_silent(y, what: str) -> None:
+    if np.abs(y).max() < SILENCE_PEAK:
+        raise BadInputError(f"{what} renders silent: the SoundFont has no sample there")
+
+
+def render_note(pitch: int, program: int = 0, velocity: int = 100, duration_s: float = 1.0,
+                release_s: float = 0.25, sr: int = DEFAULT_SR) -> np.ndarray:
+    """Render one note: held for ``duration_s``, then released for ``release_s``.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(round((duration_s + release_s) * sr),)], float32, mono, not
+        normalised (so that velocity is audible in the level).
+
+    Raises
+    ------
+    BadInputError
+        Out-of-range argument, or a note the SoundFont cannot play (renders silent: most
+        presets have no samples above pitch 108, program 65 has a hole at pitch 64).
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    program = _as_int(program, "program", 0, 127)
+    sr = _as_int(sr, "sr", 1000, 384000)
+    y = _render_note(pitch, program, velocity, duration_s, release_s, sr)
+    _raise_if_silent(y, f"program {program} ({program_name(program)}) at pitch {pitch}")
+    return y
+
+
+def _note_events(notes, qpm: float, sr: int):
+    """Sorted note on/off events in samples, and the sample of the last note-off."""
+    if not qpm > 0:
+        raise BadInputError(f"qpm={qpm}: expected quarter notes per minute > 0")
+    rows = [tuple(note) for note in notes]
+    if not rows or any(len(row) != 4 for row in rows):
+        raise BadInputError("notes: expected a non-empty sequence of "
+                            "(pitch, start, duration, velocity) notes")
+    pitch, start, duration, velocity = np.asarray(rows, dtype=np.float64).T
+    for value, low in [(pitch, 0), (velocity, 1)]:
+        for item in value:
+            _as_int(item, "note pitch" if low == 0 else "note velocity", low, 127)
+    if not (np.all(start >= 0) and np.all(duration > 0)):
+        raise BadInputError("notes: expected start >= 0 and duration > 0 (in quarter notes)")
+    samples_per_quarter = 60.0 / qpm * sr
+    on = np.round(start * samples_per_quarter).astype(np.int64)
+    # a note-off never lands on its own note-on sample, which would leave the note hanging
+    off = np.maximum(np.round((start + duration) * samples_per_quarter).astype(np.int64), on + 1)
+    # at equal times note-offs (False) sort before note-ons, so repeated pitches re-strike
+    events = sorted([(int(s), True, int(p), int(v)) for s, p, v in zip(on, pitch, velocity)]
+                    + [(int(s), False, int(p), 0) for s, p in zip(off, pitch)])
+    return events, int(off.max())
+
+
+def render_notes(notes, program: int = 0, qpm: float = 120, sr: int = DEFAULT_SR,
+                 tail_s: float = 0.5) -> np.ndarray:
+    """Render notes (a melody or any polyphony) on one General MIDI instrument.
+
+    Parameters
+    ----------
+    notes : sequence of ``(pitch, start, duration, velocity)``, e.g. ``symbolic.Note``;
+        ``start`` and ``duration`` in quarter notes.
+    program : int, General MIDI program 0-127 (see ``PROGRAM_NAMES``).
+    qpm : float, tempo in quarter notes per minute.
+    tail_s : float, seconds kept after the last note-off for the release to ring out.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(last_note_off_sample + round(tail_s * sr),)], float32, mono.
+        Note on/off times are sample-accurate: ``round(start * 60 / qpm * sr)``.
+
+    Raises
+    ------
+    BadInputError
+        Bad notes or arguments, or a result that is entirely silent.
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    program = _as_int(program, "program", 0, 127)
+    sr = _as_int(sr, "sr", 1000, 384000)
+    if not tail_s >= 0:
+        raise BadInputError(f"tail_s={tail_s}: expected >= 0")
+    events, end = _note_events(notes, qpm, sr)
+    y = _render_events(events, program, end + round(tail_s * sr), sr)
+    _raise_if_silent(y, f"notes on program {program} ({program_name(program)})")
+    return y
+
+
+def render_paired(notes, programs, qpm: float = 120, sr: int = DEFAULT_SR,
+                  tail_s: float = 0.5) -> np.ndarray:
+    """Render the same notes on several instruments: paired audio for timbre transfer.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(len(programs), n)], float32; row ``i`` is ``programs[i]``.
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    if len(programs) == 0:
+        raise BadInputError("programs: expected at least one General MIDI program")
+    return np.stack([render_notes(notes, program, qpm, sr, tail_s) for program in programs])
+
+
+def one_shot_note_set(programs, pitches, velocities=(100,), duration_s: float = 1.0,
+                      release_s: float = 0.25, sr: int = DEFAULT_SR,
+                      drop_silent: bool = False) -> dict:
+    """Render every (program, pitch, velocity) as a labelled one-shot note (NSynth-like).
+
+    Some presets have no samples at some pitches (most above pitch 108). By default such a
+    note raises ``BadInputError`` naming it; ``drop_silent=True`` leaves it out instead, and
+    the label arrays stay aligned with ``y``.
+
+    Returns
+    -------
+    dict with ``y`` [shape=(N, n)] float32, ``program``, ``pitch``, ``velocity`` (int64
+    [shape=(N,)]) and ``sr``; rows in the order programs x pitches x velocities, and
+    ``n = round((duration_s + release_s) * sr)``.
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    sr = _as_int(sr, "sr", 1000, 384000)
+    clips, labels = [], []
+    for program in programs:
+        program = _as_int(program, "program", 0, 127)
+        for pitch in pitches:
+            for velocity in velocities:
+                y = _render_note(pitch, program, velocity, duration_s, release_s, sr)
+                if np.abs(y).max() < SILENCE_PEAK and drop_silent:
+                    continue
+                _raise_if_silent(y, f"program {program} ({program_name(program)}) at pitch "
+                                 f"{pitch}, velocity {velocity} (pass drop_silent=True to skip)")
+                clips.append(y)
+                labels.append((program, int(pitch), int(velocity)))
+    if not clips:
+        raise BadInputError("one_shot_note_set: no (program, pitch, velocity) renders sound")
+    program, pitch, velocity = np.asarray(labels, dtype=np.int64).T
+    return {"y": np.stack(clips), "program": program, "pitch": pitch, "velocity": velocity,
+            "sr": sr}
+
+
+# Spectrograms ---------------------------------------------------------------------------------
+
+def stft(y, n_fft: int = 1024, hop_length: int = 256) -> np.ndarray:
+    """Short-time Fourier transform (Hann window, centred frames), as ``librosa.stft``.
+
+    Returns
+    -------
+    S : np.ndarray [shape=(..., 1 + n_fft // 2, T)], complex64, ``T = 1 + n // hop_length``
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    return librosa.stft(_as_array(y, "y"), n_fft=n_fft, hop_length=hop_length)
+
+
+def log_magnitude(y, n_fft: int = 1024, hop_length: int = 256) -> np.ndarray:
+    """Natural log of the STFT magnitude, floored at ``LOG_FLOOR`` (1e-5, about -100 dB).
+
+    Returns
+    -------
+    log_S : np.ndarray [shape=(..., 1 + n_fft // 2, T)], ``log(max(|S|, 1e-5))``
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    return np.log(np.maximum(np.abs(stft(y, n_fft, hop_length)), LOG_FLOOR))
+
+
+def log_mel(y, sr: int, n_fft: int = 1024, hop_length: int = 256, n_mels: int = 80,
+            fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """Log mel spectrogram: ``log(max(M |S|, 1e-5))`` with ``M`` the Slaney mel filterbank.
+
+    The mel bands pool STFT *magnitudes* (power 1, as in HiFi-GAN), and the floor ``LOG_FLOOR``
+    (1e-5, about -100 dB) keeps silence finite.
+
+    Returns
+    -------
+    log_M : np.ndarray [shape=(..., n_mels, T)], float32
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    mel = librosa.feature.melspectrogram(y=_as_array(y, "y"), sr=sr, n_fft=n_fft,
+                                         hop_length=hop_length, n_mels=n_mels, fmin=fmin,
+                                         fmax=fmax, power=1.0)
+    return np.log(np.maximum(mel, LOG_FLOOR))
+
+
+def griffin_lim(magnitude, n_iter: int = 32, hop_length: int = 256, n_fft: int | None = None,
+                length: int | None = None) -> np.ndarray:
+    """Estimate audio from a linear STFT magnitude (fast Griffin-Lim, fixed random start).
+
+    Parameters
+    ----------
+    magnitude : np.ndarray [shape=(..., 1 + n_fft // 2, T)], ``|S|`` (``np.exp`` a log one).
+    n_fft : int, defaults to ``2 * (magnitude.shape[-2] - 1)``.
+    length : int, samples to return; defaults to ``hop_length * (T - 1)``.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(..., length)], float32; the same input gives the same output.
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    magnitude = _as_array(magnitude, "magnitude")
+    return librosa.griffinlim(magnitude, n_iter=n_iter, hop_length=hop_length, n_fft=n_fft,
+                              length=length, random_state=0)
+
+
+def mel_to_audio(log_mel, sr: int, n_fft: int = 1024, hop_length: int = 256,
+                 fmin: float = 0.0, fmax: float | None = None, n_iter: int = 32,
+                 length: int | None = None) -> np.ndarray:
+    """Invert ``log_mel``: non-negative least squares back to ``|S|``, then Griffin-Lim.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(..., length)], float32
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    mel = np.exp(_as_array(log_mel, "log_mel"))
+    magnitude = librosa.feature.inverse.mel_to_stft(mel, sr=sr, n_fft=n_fft, power=1.0,
+                                                    fmin=fmin, fmax=fmax)
+    return griffin_lim(magnitude, n_iter=n_iter, hop_length=hop_length, n_fft=n_fft,
+                       length=length)
+
+
+# mu-law ---------------------------------------------------------------------------------------
+
+def mu_law_encode(y, mu: int = 255):
+    """Compand and quantise audio to ``mu + 1`` levels, as WaveNet does.
+
+    ``F(y) = sign(y) ln(1 + mu |y|) / ln(1 + mu)``, then ``q = floor((F(y) + 1) / 2 * mu + 0.5)``.
+
+    Parameters
+    ----------
+    y : np.ndarray or Tensor [shape=(...)], floats; values outside [-1, 1] are clipped.
+
+    Returns
+    -------
+    q : same type as ``y`` [shape=(...)], int64 in [0, mu]
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    is_tensor = isinstance(y, torch.Tensor)
+    x = y if is_tensor else np.asarray(y, dtype=np.float64)
+    if not bool((torch.isfinite(x) if is_tensor else np.isfinite(x)).all()):
+        raise BadInputError("mu_law_encode: y contains NaN or infinite samples")
+    xp = torch if is_tensor else np
+    x = xp.clip(x, -1.0, 1.0)
+    companded = xp.sign(x) * xp.log1p(mu * xp.abs(x)) / math.log1p(mu)
+    q = xp.floor((companded + 1) / 2 * mu + 0.5)
+    return q.long() if is_tensor else q.astype(np.int64)
+
+
+def mu_law_decode(q, mu: int = 255):
+    """Invert ``mu_law_encode``: ``y = sign(x) ((1 + mu)^|x| - 1) / mu`` with ``x = 2 q / mu - 1``.
+
+    Returns
+    -------
+    y : same type as ``q`` [shape=(...)], float32 in [-1, 1]
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    is_tensor = isinstance(q, torch.Tensor)
+    x = q.double() if is_tensor else np.asarray(q, dtype=np.float64)
+    if x.numel() if is_tensor else x.size:
+        if not (0 <= float(x.min()) and float(x.max()) <= mu):
+            raise BadInputError(f"mu_law_decode: q must lie in [0, {mu}]")
+    xp = torch if is_tensor else np
+    x = 2 * x / mu - 1
+    y = xp.sign(x) * ((1 + mu) ** xp.abs(x) - 1) / mu
+    return y.float() if is_tensor else y.astype(np.float32)
+
+
+# Files ----------------------------------------------------------------------------------------
+
+def _file_format(path: Path) -> str:
+    fmt = _FILE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise BadInputError(f"{path}: unknown audio extension; use one of {sorted(_FILE_FORMATS)}")
+    return fmt
+
+
+def load_audio(path, sr: int | None = None, mono: bool = True,
+               max_duration_s: float = 600.0) -> tuple[np.ndarray, int]:
+    """Read an audio file (WAV, FLAC, OGG, MP3, ...) with soundfile.
+
+    Parameters
+    ----------
+    sr : int or None, resample (``librosa.resample``) to this rate; None keeps the file's.
+    mono : bool, average the channels; otherwise multichannel files give ``(channels, n)``.
+    max_duration_s : float, refuse longer files (checked from the header, before reading).
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n,)] or [shape=(channels, n)], float32
+    sr : int
+
+    Raises
+    ------
+    BadInputError
+        Missing, empty, unreadable, truncated or too long file; NaN samples.
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise BadInputError(f"{path}: empty file (0 bytes)")
+    try:
+        info = soundfile.info(str(path))
+    except (soundfile.SoundFileError, RuntimeError) as err:
+        raise BadInputError(f"{path}: not a readable audio file ({err})") from err
+    if info.frames <= 0:
+        raise BadInputError(f"{path}: empty (no samples)")
+    if info.duration > max_duration_s:
+        raise BadInputError(f"{path}: too long ({info.duration:.1f} s > max_duration_s="
+                            f"{max_duration_s} s); cut it or raise max_duration_s")
+    # libsndfile reads a cut-off file without complaint but logs "data : 32000 (should be 956)"
+    declared = re.search(r"data : (\d+) \(should be (\d+)\)", info.extra_info)
+    if declared and 0 < int(declared[2]) < int(declared[1]) < 0x7FFFFFFF:
+        raise BadInputError(f"{path}: truncated (header promises {declared[1]} bytes of audio, "
+                            f"the file holds {declared[2]}); export it again")
+    try:
+        y, file_sr = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.SoundFileError, RuntimeError) as err:
+        raise BadInputError(f"{path}: not a readable audio file ({err})") from err
+    y = y.mean(axis=1) if mono else np.squeeze(y.T, axis=0) if y.shape[1] == 1 else y.T
+    if not np.all(np.isfinite(y)):
+        raise BadInputError(f"{path}: contains NaN or infinite samples")
+    if sr is not None and sr != file_sr:
+        sr = _as_int(sr, "sr", 1000, 384000)
+        y, file_sr = librosa.resample(y, orig_sr=file_sr, target_sr=sr), sr
+    return np.ascontiguousarray(y, dtype=np.float32), int(file_sr)
+
+
+def save_audio(path, y, sr: int, subtype: str | None = None) -> Path:
+    """Write audio atomically: a temporary file in the same folder, then ``os.replace``.
+
+    The format comes from the extension (.wav, .flac, .ogg, .mp3); ``subtype`` defaults to
+    soundfile's (``PCM_16`` for WAV and FLAC). An interrupted write never leaves a half file.
+
+    Parameters
+    ----------
+    y : np.ndarray or Tensor [shape=(n,)] or [shape=(channels, n)]
+
+    Raises
+    ------
+    BadInputError
+        Unknown extension or subtype, NaN, or a peak above 1.0 in a non-float subtype (it
+        would clip: normalise, or pass ``subtype="FLOAT"`` for WAV).
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    path = Path(path)
+    fmt = _file_format(path)
+    subtype = subtype or soundfile.default_subtype(fmt)
+    if not soundfile.check_format(fmt, subtype):
+        raise BadInputError(f"{path}: subtype {subtype!r} does not exist for {fmt}")
+    y = check_audio(y, sr, str(path), ndim=2 if np.ndim(y) == 2 else 1, allow_silence=True)
+    peak = float(np.abs(y).max())
+    if peak > 1.0 and subtype not in ("FLOAT", "DOUBLE"):
+        raise BadInputError(f"{path}: peak {peak:.3f} > 1.0 would clip in {subtype}; "
+                            "normalise y or pass subtype='FLOAT'")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        soundfile.write(str(temporary), y.T, sr, format=fmt, subtype=subtype)
+        os.replace(temporary, path)
+    except soundfile.SoundFileError as err:
+        raise BadInputError(f"{path}: cannot write {fmt} at {sr} Hz ({err})") from err
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+# Players for the book -------------------------------------------------------------------------
+
+def _audio_tag(y, sr, name: str) -> str:
+    y = check_audio(y, sr, name, allow_silence=True)
+    peak = float(np.abs(y).max())
+    if peak > 0:
+        y = y * (_PLAYER_PEAK / peak)
+    # MP3 plays in every browser; libsndfile encodes it only at the MPEG rates
+    if sr in _MP3_RATES and "MP3" in soundfile.available_formats():
+        fmt, subtype, mime = "MP3", "MPEG_LAYER_III", "audio/mpeg"
+    else:
+        fmt, subtype, mime = "OGG", "VORBIS", "audio/ogg"
+    buffer = io.BytesIO()
+    soundfile.write(buffer, y, sr, format=fmt, subtype=subtype)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<audio controls preload="metadata" src="data:{mime};base64,{data}"></audio>'
+
+
+def player(y, sr: int, title: str | None = None):
+    """An audio player whose sound is embedded in the page, so the HTML book plays offline.
+
+    The clip is normalised to a -1 dBFS peak and embedded as compressed MP3 (OGG Vorbis at
+    rates MP3 lacks) in a base64 data URI: about 4 kB per second at 16 kHz.
+
+    Parameters
+    ----------
+    y : np.ndarray or Tensor [shape=(n,)]
+    title : str, shown above the player.
+
+    Returns
+    -------
+    IPython.display.HTML
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    from IPython.display import HTML
+
+    caption = f"<figcaption>{html.escape(title)}</figcaption>" if title else ""
+    return HTML(f'<figure class="musiclab-player">{caption}{_audio_tag(y, sr, title or "y")}'
+                "</figure>")
+
+
+def player_grid(rows, sr: int, col_labels=None, row_labels=None):
+    """A table of players (a static gallery): ``rows[i][j]`` is ``(label, y)`` or None.
+
+    Returns
+    -------
+    IPython.display.HTML, one ``<table>``; ``col_labels`` head the columns and
+    ``row_labels`` the rows.
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    from IPython.display import HTML
+
+    n_cols = max((len(row) for row in rows), default=0)
+    if n_cols == 0 or (row_labels is not None and len(row_labels) != len(rows)) or (
+            col_labels is not None and len(col_labels) != n_cols):
+        raise BadInputError(f"player_grid: {len(rows)} rows of up to {n_cols} cells do not match "
+                            "row_labels/col_labels (or the grid is empty)")
+    lead = "<th></th>" if row_labels is not None else ""
+    parts = ['<table class="musiclab-player-grid">']
+    if col_labels is not None:
+        parts.append("<tr>" + lead + "".join(f"<th>{html.escape(str(c))}</th>"
+                                             for c in col_labels) + "</tr>")
+    for i, row in enumerate(rows):
+        cells = [f"<th>{html.escape(str(row_labels[i]))}</th>"] if row_labels is not None else []
+        for j in range(n_cols):
+            cell = row[j] if j < len(row) else None
+            if cell is None:
+                cells.append("<td></td>")
+                continue
+            label, y = cell
+            cells.append(f"<td><div>{html.escape(str(label))}</div>"
+                         f"{_audio_tag(y, sr, f'player_grid[{i}][{j}] {label}')}</td>")
+        parts.append("<tr>" + "".join(cells) + "</tr>")
+    return HTML("".join(parts) + "</table>")

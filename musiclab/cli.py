@@ -1,0 +1,89 @@
+"""Command line: ``python -m musiclab data | train NAME | info``.
+
+- ``data``: parse the corpora once and cache them (see `musiclab.datasets.build_all`).
+- ``train NAME``: train one of the book's models at the size of the current mode and write its
+  weights with a sidecar recording the command, config, data, metrics, device and wall time.
+- ``info``: the mode, device, cache folder and versions in use.
+
+Chapter: notebooks/01_music_as_data.ipynb
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+
+from . import config
+from .errors import MusiclabError
+
+
+def _recipes() -> dict:
+    from . import recipes
+
+    return recipes.RECIPES
+
+
+def command_data(args) -> int:
+    from . import datasets
+
+    if args.mode:
+        os.environ["MUSICLAB_MODE"] = args.mode
+    report = datasets.build_all(progress=not args.quiet)
+    for name, value in report.items():
+        print(f"{name}: {value}")
+    return 0
+
+
+def command_train(args) -> int:
+    if args.mode:
+        os.environ["MUSICLAB_MODE"] = args.mode
+    recipes = _recipes()
+    if args.name not in recipes:
+        print(f"unknown model {args.name!r}; choose one of: {', '.join(sorted(recipes))}", file=sys.stderr)
+        return 2
+    command = "python -m musiclab " + " ".join(sys.argv[1:])
+    result = recipes[args.name](out_dir=args.out, steps=args.steps, command=command)
+    for key, value in result.items():
+        print(f"{key}: {value}")
+    return 0
+
+
+def command_info(args) -> int:
+    import torch
+
+    from . import __version__
+
+    print(f"musiclab {__version__}, Python {platform.python_version()}, torch {torch.__version__}")
+    print(f"mode: {config.get_mode()}   device: {config.get_device()}   cache: {config.cache_dir()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m musiclab", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="parse and cache the corpora")
+    data.add_argument("--mode", choices=config.MODES, help="override MUSICLAB_MODE")
+    data.add_argument("--quiet", action="store_true", help="no progress bars")
+    data.set_defaults(run=command_data)
+
+    train = sub.add_parser("train", help="train one of the book's models")
+    train.add_argument("name", help="model name, e.g. next-token")
+    train.add_argument("--mode", choices=config.MODES, help="override MUSICLAB_MODE")
+    train.add_argument("--steps", type=int, help="number of optimizer steps (default: the mode's)")
+    train.add_argument("--out", default="runs", help="folder for checkpoints and weights (default: runs)")
+    train.set_defaults(run=command_train)
+
+    info = sub.add_parser("info", help="show mode, device, cache folder and versions")
+    info.set_defaults(run=command_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except MusiclabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1

@@ -1,0 +1,108 @@
+"""Figures of the book: waveforms, spectrograms, piano rolls, melodies, learning curves.
+
+Every function draws on ``ax`` (a new figure when it is None) and returns the axes.
+
+Chapter: notebooks/01_music_as_data.ipynb
+"""
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Rectangle
+
+PITCH_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+
+
+def _axes(ax, figsize=(8, 2.5)):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def pitch_name(pitch: int) -> str:
+    """MIDI pitch -> scientific pitch name, e.g. 60 -> 'C4'."""
+    return f"{PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+def plot_waveform(y: np.ndarray, sr: int, ax=None, title: str | None = None):
+    """Amplitude against time in seconds. ``y`` : ndarray [shape=(n,)]."""
+    ax = _axes(ax)
+    ax.plot(np.arange(len(y)) / sr, y, linewidth=0.5)
+    ax.set(xlabel="time (s)", ylabel="amplitude", xlim=(0, len(y) / sr), title=title)
+    return ax
+
+
+def plot_spectrogram(spec: np.ndarray, sr: int, hop_length: int, ax=None, y_axis: str = "mel",
+                     title: str | None = None, fmax: float | None = None):
+    """Show a log-magnitude or log-mel spectrogram [shape=(n_bins, T)], in natural-log units."""
+    import librosa.display
+
+    ax = _axes(ax)
+    image = librosa.display.specshow(spec, sr=sr, hop_length=hop_length, x_axis="time",
+                                     y_axis=y_axis, ax=ax, cmap="magma", fmax=fmax)
+    ax.set(title=title)
+    ax.figure.colorbar(image, ax=ax, label="log magnitude")
+    return ax
+
+
+def plot_pianoroll(roll: np.ndarray, frames_per_quarter: int = 1, lowest_pitch: int = 21, ax=None,
+                   title: str | None = None):
+    """Show a piano roll [shape=(T, n_keys)] with time in quarter notes and pitch names."""
+    ax = _axes(ax)
+    roll = np.asarray(roll)
+    active = np.flatnonzero(roll.any(axis=0))
+    low, high = (active.min(), active.max()) if active.size else (0, roll.shape[1] - 1)
+    ax.imshow(roll[:, low:high + 1].T, origin="lower", aspect="auto", cmap="Greys", interpolation="nearest",
+              extent=(0, roll.shape[0] / frames_per_quarter, lowest_pitch + low - 0.5, lowest_pitch + high + 0.5))
+    _pitch_ticks(ax, lowest_pitch + low, lowest_pitch + high)
+    ax.set(xlabel="time (quarter notes)", title=title)
+    return ax
+
+
+def plot_notes(notes, ax=None, title: str | None = None, color: str = "tab:blue"):
+    """Draw notes (``Note(pitch, start, duration, velocity)``, times in quarter notes) as bars."""
+    ax = _axes(ax)
+    notes = list(notes)
+    if not notes:
+        ax.set(title=title)
+        return ax
+    for note in notes:
+        ax.add_patch(Rectangle((note.start, note.pitch - 0.4), note.duration, 0.8, color=color))
+    pitches = [n.pitch for n in notes]
+    ax.set_xlim(0, max(n.start + n.duration for n in notes))
+    ax.set_ylim(min(pitches) - 1.5, max(pitches) + 1.5)
+    _pitch_ticks(ax, min(pitches), max(pitches))
+    ax.set(xlabel="time (quarter notes)", title=title)
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+def _pitch_ticks(ax, low: int, high: int):
+    ticks = [p for p in range(low, high + 1) if p % 12 in (0, 7)] or [low]
+    ax.set_yticks(ticks, [pitch_name(p) for p in ticks])
+
+
+def plot_learning_curves(history: list[dict], keys: list[str] | None = None, ax=None,
+                         title: str | None = None, ylabel: str = "loss (nats)"):
+    """Plot logged values against the step; ``history`` is what `musiclab.train.fit` returns."""
+    ax = _axes(ax, figsize=(6, 3))
+    keys = keys or sorted({k for row in history for k in row} - {"step", "time_s"})
+    for key in keys:
+        rows = [row for row in history if key in row]
+        ax.plot([row["step"] for row in rows], [row[key] for row in rows], label=key,
+                marker="o" if len(rows) < 15 else None)
+    ax.set(xlabel="step", ylabel=ylabel, title=title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def figure_to_png_base64(fig, dpi: int = 80) -> str:
+    """Render a figure to a base64 PNG string (for HTML galleries) and close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

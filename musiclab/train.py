@@ -1,0 +1,312 @@
+"""The one training loop of the book, its checkpoints, and the shipped-weights format.
+
+Every model in the book trains through `fit`. A model family only writes a *step function*
+``step_fn(batch, update) -> dict``: it computes its losses, calls ``update(loss, "name")`` once per
+optimizer it wants to step (a GAN steps the discriminator, then the generator), and returns the
+numbers to log. `fit` does everything else: device placement, mixed precision on CUDA, gradient
+clipping, progress bar, history for learning curves, periodic evaluation, atomic checkpoints and
+resuming after an interruption.
+
+Chapter: notebooks/02_learning_to_generate.ipynb
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import config as _config
+from .errors import BadInputError
+
+
+# Batches and devices ------------------------------------------------------------------------------
+
+
+def move_to_device(batch, device: torch.device):
+    """Move a tensor, or the tensors inside a tuple / list / dict, to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {key: move_to_device(value, device) for key, value in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to_device(value, device) for value in batch)
+    return batch
+
+
+def cycle(batches: Iterable):
+    """Yield batches forever, starting a new pass (a new shuffle) when one ends."""
+    while True:
+        empty = True
+        for batch in batches:
+            empty = False
+            yield batch
+        if empty:
+            raise BadInputError("the training data yielded no batches (is the data set empty?)")
+
+
+def _as_dict(obj) -> dict:
+    if obj is None:
+        return {}
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    return dict(obj)
+
+
+# The updater: one optimizer step with clipping and mixed precision --------------------------------
+
+
+class Updater:
+    """``update(loss, name)``: backward, clip the gradient norm, step optimizer ``name``.
+
+    On CUDA the forward pass runs under autocast (bfloat16 where supported, else float16 with a
+    gradient scaler, which keeps small float16 gradients from underflowing to zero).
+    """
+
+    def __init__(self, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                 grad_clip: float | None, device: torch.device):
+        self.modules, self.optimizers, self.grad_clip = modules, optimizers, grad_clip
+        self.amp_dtype = None
+        if device.type == "cuda":
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.device = device
+
+    def autocast(self):
+        """Context for the forward pass: mixed precision on CUDA, a no-op elsewhere."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def __call__(self, loss: torch.Tensor, name: str | None = None) -> None:
+        if name is None:
+            if len(self.optimizers) != 1:
+                raise BadInputError(f"update() needs an optimizer name, one of {list(self.optimizers)}")
+            name = next(iter(self.optimizers))
+        optimizer = self.optimizers[name]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss for {name!r} is {loss.item()}; lower the learning rate "
+                                     "or check the data for NaN")
+        optimizer.zero_grad(set_to_none=True)
+        # The backward pass runs outside autocast; it reuses the dtypes the forward pass chose.
+        with torch.autocast(self.device.type, enabled=False):
+            self.scaler.scale(loss).backward()
+        if self.grad_clip:
+            self.scaler.unscale_(optimizer)
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+
+# The loop ------------------------------------------------------------------------------------------
+
+
+def fit(modules: nn.Module | dict[str, nn.Module],
+        optimizers: torch.optim.Optimizer | dict[str, torch.optim.Optimizer],
+        step_fn: Callable,
+        batches: Iterable,
+        n_steps: int,
+        *,
+        evaluate: Callable[[], dict] | None = None,
+        eval_every: int = 0,
+        log_every: int = 10,
+        grad_clip: float | None = 1.0,
+        checkpoint_path: str | os.PathLike | None = None,
+        checkpoint_every: int = 0,
+        config=None,
+        progress: bool = True,
+        desc: str = "training") -> list[dict]:
+    """Train for ``n_steps`` optimizer steps and return the history.
+
+    Parameters
+    ----------
+    modules : nn.Module or dict of name -> nn.Module
+        Moved to `config.get_device()` and put in train mode (eval mode during ``evaluate``).
+    optimizers : Optimizer or dict of name -> Optimizer
+        A single optimizer is called ``"main"``.
+    step_fn : callable ``(batch, update) -> dict``
+        ``batch`` is already on the device. Call ``update(loss)`` (or ``update(loss, name)``)
+        to take an optimizer step; return a dict of floats or scalar tensors to log.
+    batches : iterable
+        e.g. a DataLoader; passed over again and again.
+    evaluate : callable ``() -> dict``, optional
+        Called under ``torch.no_grad()`` every ``eval_every`` steps and at the end.
+    checkpoint_path : path, optional
+        If the file exists, training resumes from it (weights, optimizer state, step, history).
+        It is written atomically every ``checkpoint_every`` steps, at the end, and on Ctrl-C.
+    config : dataclass or dict, optional
+        Stored in the checkpoint, so that the model can be rebuilt from it.
+
+    Returns
+    -------
+    history : list of dict
+        One row per logged step: ``{"step": int, "<name>": float, ..., "time_s": float}``;
+        evaluation rows carry their own keys (e.g. ``"valid_loss"``).
+    """
+    modules = modules if isinstance(modules, dict) else {"model": modules}
+    optimizers = optimizers if isinstance(optimizers, dict) else {"main": optimizers}
+    device = _config.get_device()
+    for module in modules.values():
+        module.to(device).train()
+
+    step, history = 0, []
+    if checkpoint_path is not None and Path(checkpoint_path).exists():
+        step, history = load_checkpoint(checkpoint_path, modules, optimizers)
+    update = Updater(modules, optimizers, grad_clip, device)
+
+    def run_evaluation():
+        for module in modules.values():
+            module.eval()
+        with torch.no_grad(), update.autocast():
+            row = {"step": step, **{k: float(v) for k, v in evaluate().items()}}
+        for module in modules.values():
+            module.train()
+        history.append(row)
+        return row
+
+    def save():
+        if checkpoint_path is not None:
+            save_checkpoint(checkpoint_path, modules, optimizers, step, history, config)
+
+    sums: dict[str, torch.Tensor | float] = {}
+    n_summed, start = 0, time.perf_counter()
+    bar = tqdm(total=n_steps, initial=step, desc=desc, disable=not progress, leave=False)
+    data = cycle(batches)
+    try:
+        while step < n_steps:
+            batch = move_to_device(next(data), device)
+            with update.autocast():
+                logged = step_fn(batch, update)
+            step += 1
+            # Sums stay on the device as tensors: converting with .item() every step would force a
+            # device synchronisation per step, which is most of a loop's overhead on a GPU.
+            for key, value in logged.items():
+                value = value.detach().float() if isinstance(value, torch.Tensor) else float(value)
+                sums[key] = sums.get(key, 0.0) + value
+            n_summed += 1
+            if step % log_every == 0 or step == n_steps:
+                row = {"step": step, **{k: float(v) / n_summed for k, v in sums.items()}}
+                row["time_s"] = time.perf_counter() - start
+                history.append(row)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k not in ("step", "time_s")})
+                sums, n_summed = {}, 0
+            if evaluate is not None and eval_every and step % eval_every == 0 and step < n_steps:
+                run_evaluation()
+            if checkpoint_every and step % checkpoint_every == 0:
+                save()
+            bar.update(1)
+    except KeyboardInterrupt:
+        save()
+        bar.close()
+        print(f"Interrupted at step {step}; checkpoint saved, run again to resume.")
+        raise
+    bar.close()
+    if evaluate is not None:
+        run_evaluation()
+    for module in modules.values():
+        module.eval()
+    save()
+    return history
+
+
+# Checkpoints (resumable training state) ------------------------------------------------------------
+
+
+def save_checkpoint(path, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                    step: int, history: list[dict], config=None) -> None:
+    """Write the training state atomically: a crash mid-write never leaves a broken file."""
+    state = {
+        "config": _as_dict(config),
+        "step": step,
+        "history": history,
+        "modules": {name: module.state_dict() for name, module in modules.items()},
+        "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
+    }
+    _atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path, modules: dict[str, nn.Module],
+                    optimizers: dict[str, torch.optim.Optimizer] | None = None) -> tuple[int, list[dict]]:
+    """Restore weights (and optimizer state) in place; return ``(step, history)``.
+
+    Loaded with ``weights_only=True``: a checkpoint can hold tensors and plain data, never code.
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a damaged file
+        raise BadInputError(f"{path}: not a readable musiclab checkpoint ({error.__class__.__name__})") from None
+    missing = set(modules) - set(state["modules"])
+    if missing:
+        raise BadInputError(f"{path}: checkpoint has no weights for {sorted(missing)}")
+    for name, module in modules.items():
+        module.load_state_dict(state["modules"][name])
+    for name, optimizer in (optimizers or {}).items():
+        if name in state["optimizers"]:
+            optimizer.load_state_dict(state["optimizers"][name])
+    return state["step"], state["history"]
+
+
+def read_checkpoint_config(path) -> dict:
+    """Return the config dict stored in a checkpoint, to rebuild its model."""
+    return torch.load(Path(path), map_location="cpu", weights_only=True)["config"]
+
+
+# Shipped weights (safetensors + a JSON sidecar) ---------------------------------------------------
+
+
+def save_weights(path, model: nn.Module, config, meta: dict | None = None) -> None:
+    """Save ``model`` as ``path`` (.safetensors) and its config and provenance as ``path`` + ``.json``.
+
+    The sidecar records what anyone needs to reproduce the weights: the command, the config, the
+    data split, the metrics reached, the device and the wall time (pass them in ``meta``).
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    _atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+    sidecar = {"config": _as_dict(config), **(meta or {})}
+    _atomic_write(path.with_suffix(".json"),
+                  lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2, default=str)))
+
+
+def load_weights(path, model_class, config_class):
+    """Rebuild a model from shipped weights; return ``(model, sidecar_dict)``."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError(f"{path}: no such weights file; train it with `python -m musiclab train`")
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    model = model_class(config_class(**sidecar["config"]))
+    model.load_state_dict(load_file(str(path)))
+    return model.eval(), sidecar
+
+
+def _atomic_write(path, write: Callable) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
