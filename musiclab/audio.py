@@ -68,24 +68,11 @@ def _as_array(y, name: str) -> np.ndarray:
 
 
 def check_audio(y, sr, name: str = "audio", *, ndim: int = 1, allow_silence: bool = False):
-    """Validate audio and return it as a float32 NumPy array.
+    """Return ``y`` [shape=(n,)] (``ndim=1``) as float32 NumPy, or raise ``BadInputError``.
 
-    Parameters
-    ----------
-    y : np.ndarray or Tensor [shape=(n,)] (or (channels, n) with ``ndim=2``)
-    sr : int, sample rate in Hz, between 1000 and 384000.
-    name : str, names the audio (a file, an argument) in error messages.
-    ndim : int, the number of dimensions ``y`` must have.
-    allow_silence : bool, accept clips whose peak is below ``SILENCE_PEAK`` (1e-4).
-
-    Returns
-    -------
-    y : np.ndarray [shape=like the input], float32
-
-    Raises
-    ------
-    BadInputError
-        Empty, NaN or infinite samples, silent, wrong number of dimensions, absurd ``sr``.
+    Refuses empty audio, NaN or infinite samples, silence (peak < ``SILENCE_PEAK``, unless
+    ``allow_silence``), another number of dimensions than ``ndim``, and ``sr`` outside
+    [1000, 384000] Hz. ``name`` (a file, an argument) starts every message. Accepts tensors.
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
@@ -139,8 +126,11 @@ def _render_events(events, program: int, n: int, sr: int) -> np.ndarray:
         # exactly silent, so that every render starts from the state of a fresh synth.
         synth.sounds_off()
         flush = memoryview(bytearray(512 * frame_bytes))
-        while np.any(np.frombuffer(synth.generate_simple(512, buffer=flush), np.float32)):
-            pass
+        for _ in range(sr // 512 + 1):
+            if not np.any(np.frombuffer(synth.generate_simple(512, buffer=flush), np.float32)):
+                break
+        else:
+            raise MusiclabError("the SoundFont synth did not fall silent within 1 s of sounds_off")
         synth.program_select(0, sfid, 0, program)
         position = 0
         for sample, is_on, pitch, velocity in events:
@@ -159,6 +149,7 @@ def _render_events(events, program: int, n: int, sr: int) -> np.ndarray:
 
 
 def _render_note(pitch, program, velocity, duration_s, release_s, sr) -> np.ndarray:
+    program, sr = _as_int(program, "program", 0, 127), _as_int(sr, "sr", 1000, 384000)
     pitch = _as_int(pitch, "pitch", 0, 127)
     velocity = _as_int(velocity, "velocity", 1, 127)
     if not duration_s > 0 or not release_s >= 0:
@@ -177,21 +168,12 @@ def render_note(pitch: int, program: int = 0, velocity: int = 100, duration_s: f
                 release_s: float = 0.25, sr: int = DEFAULT_SR) -> np.ndarray:
     """Render one note: held for ``duration_s``, then released for ``release_s``.
 
-    Returns
-    -------
-    y : np.ndarray [shape=(round((duration_s + release_s) * sr),)], float32, mono, not
-        normalised (so that velocity is audible in the level).
-
-    Raises
-    ------
-    BadInputError
-        Out-of-range argument, or a note the SoundFont cannot play (renders silent: most
-        presets have no samples above pitch 108, program 65 has a hole at pitch 64).
+    Returns ``y`` [shape=(round((duration_s + release_s) * sr),)], float32, mono, not
+    normalised (velocity stays audible in the level). A note the SoundFont cannot play raises
+    ``BadInputError`` (it renders silent: most presets stop at pitch 108, 65 lacks pitch 64).
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
-    program = _as_int(program, "program", 0, 127)
-    sr = _as_int(sr, "sr", 1000, 384000)
     y = _render_note(pitch, program, velocity, duration_s, release_s, sr)
     _raise_if_silent(y, f"program {program} ({program_name(program)}) at pitch {pitch}")
     return y
@@ -206,11 +188,10 @@ def _note_events(notes, qpm: float, sr: int):
         raise BadInputError("notes: expected a non-empty sequence of "
                             "(pitch, start, duration, velocity) notes")
     pitch, start, duration, velocity = np.asarray(rows, dtype=np.float64).T
-    for value, low in [(pitch, 0), (velocity, 1)]:
-        for item in value:
-            _as_int(item, "note pitch" if low == 0 else "note velocity", low, 127)
-    if not (np.all(start >= 0) and np.all(duration > 0)):
-        raise BadInputError("notes: expected start >= 0 and duration > 0 (in quarter notes)")
+    if not (np.all(np.isin(pitch, np.arange(128))) and np.all(np.isin(velocity, np.arange(1, 128)))
+            and np.all(start >= 0) and np.all(duration > 0)):
+        raise BadInputError("notes: expected integer pitch 0-127, velocity 1-127, start >= 0 and "
+                            "duration > 0 (in quarter notes)")
     samples_per_quarter = 60.0 / qpm * sr
     on = np.round(start * samples_per_quarter).astype(np.int64)
     # a note-off never lands on its own note-on sample, which would leave the note hanging
@@ -225,28 +206,16 @@ def render_notes(notes, program: int = 0, qpm: float = 120, sr: int = DEFAULT_SR
                  tail_s: float = 0.5) -> np.ndarray:
     """Render notes (a melody or any polyphony) on one General MIDI instrument.
 
-    Parameters
-    ----------
-    notes : sequence of ``(pitch, start, duration, velocity)``, e.g. ``symbolic.Note``;
-        ``start`` and ``duration`` in quarter notes.
-    program : int, General MIDI program 0-127 (see ``PROGRAM_NAMES``).
-    qpm : float, tempo in quarter notes per minute.
-    tail_s : float, seconds kept after the last note-off for the release to ring out.
+    ``notes`` are ``(pitch, start, duration, velocity)`` with start and duration in quarter
+    notes (e.g. ``symbolic.Note``); ``qpm`` is the tempo in quarter notes per minute;
+    ``tail_s`` lets the last release ring out. Events are sample-accurate: a note starts at
+    sample ``round(start * 60 / qpm * sr)``. A result that is entirely silent raises.
 
-    Returns
-    -------
-    y : np.ndarray [shape=(last_note_off_sample + round(tail_s * sr),)], float32, mono.
-        Note on/off times are sample-accurate: ``round(start * 60 / qpm * sr)``.
-
-    Raises
-    ------
-    BadInputError
-        Bad notes or arguments, or a result that is entirely silent.
+    Returns ``y`` [shape=(last_note_off_sample + round(tail_s * sr),)], float32, mono.
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
-    program = _as_int(program, "program", 0, 127)
-    sr = _as_int(sr, "sr", 1000, 384000)
+    program, sr = _as_int(program, "program", 0, 127), _as_int(sr, "sr", 1000, 384000)
     if not tail_s >= 0:
         raise BadInputError(f"tail_s={tail_s}: expected >= 0")
     events, end = _note_events(notes, qpm, sr)
@@ -259,9 +228,8 @@ def render_paired(notes, programs, qpm: float = 120, sr: int = DEFAULT_SR,
                   tail_s: float = 0.5) -> np.ndarray:
     """Render the same notes on several instruments: paired audio for timbre transfer.
 
-    Returns
-    -------
-    y : np.ndarray [shape=(len(programs), n)], float32; row ``i`` is ``programs[i]``.
+    Returns ``y`` [shape=(len(programs), n)], float32; row ``i`` is ``render_notes`` on
+    ``programs[i]``.
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
@@ -279,18 +247,14 @@ def one_shot_note_set(programs, pitches, velocities=(100,), duration_s: float = 
     note raises ``BadInputError`` naming it; ``drop_silent=True`` leaves it out instead, and
     the label arrays stay aligned with ``y``.
 
-    Returns
-    -------
-    dict with ``y`` [shape=(N, n)] float32, ``program``, ``pitch``, ``velocity`` (int64
-    [shape=(N,)]) and ``sr``; rows in the order programs x pitches x velocities, and
+    Returns a dict: ``y`` [shape=(N, n)] float32, ``program``, ``pitch``, ``velocity`` (int64
+    [shape=(N,)]) and ``sr``; rows ordered programs x pitches x velocities, and
     ``n = round((duration_s + release_s) * sr)``.
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
-    sr = _as_int(sr, "sr", 1000, 384000)
     clips, labels = [], []
     for program in programs:
-        program = _as_int(program, "program", 0, 127)
         for pitch in pitches:
             for velocity in velocities:
                 y = _render_note(pitch, program, velocity, duration_s, release_s, sr)
@@ -299,7 +263,7 @@ def one_shot_note_set(programs, pitches, velocities=(100,), duration_s: float = 
                 _raise_if_silent(y, f"program {program} ({program_name(program)}) at pitch "
                                  f"{pitch}, velocity {velocity} (pass drop_silent=True to skip)")
                 clips.append(y)
-                labels.append((program, int(pitch), int(velocity)))
+                labels.append((int(program), int(pitch), int(velocity)))
     if not clips:
         raise BadInputError("one_shot_note_set: no (program, pitch, velocity) renders sound")
     program, pitch, velocity = np.asarray(labels, dtype=np.int64).T
@@ -312,9 +276,7 @@ def one_shot_note_set(programs, pitches, velocities=(100,), duration_s: float = 
 def stft(y, n_fft: int = 1024, hop_length: int = 256) -> np.ndarray:
     """Short-time Fourier transform (Hann window, centred frames), as ``librosa.stft``.
 
-    Returns
-    -------
-    S : np.ndarray [shape=(..., 1 + n_fft // 2, T)], complex64, ``T = 1 + n // hop_length``
+    Returns ``S`` [shape=(..., 1 + n_fft // 2, T)], complex64, with ``T = 1 + n // hop_length``.
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
@@ -324,9 +286,7 @@ def stft(y, n_fft: int = 1024, hop_length: int = 256) -> np.ndarray:
 def log_magnitude(y, n_fft: int = 1024, hop_length: int = 256) -> np.ndarray:
     """Natural log of the STFT magnitude, floored at ``LOG_FLOOR`` (1e-5, about -100 dB).
 
-    Returns
-    -------
-    log_S : np.ndarray [shape=(..., 1 + n_fft // 2, T)], ``log(max(|S|, 1e-5))``
+    Returns ``log(max(|S|, 1e-5))`` [shape=(..., 1 + n_fft // 2, T)].
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
@@ -337,12 +297,8 @@ def log_mel(y, sr: int, n_fft: int = 1024, hop_length: int = 256, n_mels: int = 
             fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
     """Log mel spectrogram: ``log(max(M |S|, 1e-5))`` with ``M`` the Slaney mel filterbank.
 
-    The mel bands pool STFT *magnitudes* (power 1, as in HiFi-GAN), and the floor ``LOG_FLOOR``
-    (1e-5, about -100 dB) keeps silence finite.
-
-    Returns
-    -------
-    log_M : np.ndarray [shape=(..., n_mels, T)], float32
+    The bands pool STFT *magnitudes* (power 1, as in HiFi-GAN); the floor ``LOG_FLOOR`` (1e-5,
+    about -100 dB) keeps silence finite. Returns [shape=(..., n_mels, T)], float32.
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
@@ -356,15 +312,9 @@ def griffin_lim(magnitude, n_iter: int = 32, hop_length: int = 256, n_fft: int |
                 length: int | None = None) -> np.ndarray:
     """Estimate audio from a linear STFT magnitude (fast Griffin-Lim, fixed random start).
 
-    Parameters
-    ----------
-    magnitude : np.ndarray [shape=(..., 1 + n_fft // 2, T)], ``|S|`` (``np.exp`` a log one).
-    n_fft : int, defaults to ``2 * (magnitude.shape[-2] - 1)``.
-    length : int, samples to return; defaults to ``hop_length * (T - 1)``.
-
-    Returns
-    -------
-    y : np.ndarray [shape=(..., length)], float32; the same input gives the same output.
+    ``magnitude`` is ``|S|`` [shape=(..., 1 + n_fft // 2, T)] (``np.exp`` a log one); ``n_fft``
+    defaults to ``2 * (F - 1)``, ``length`` to ``hop_length * (T - 1)``. Returns ``y``
+    [shape=(..., length)], float32; the same input always gives the same output.
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
@@ -378,9 +328,7 @@ def mel_to_audio(log_mel, sr: int, n_fft: int = 1024, hop_length: int = 256,
                  length: int | None = None) -> np.ndarray:
     """Invert ``log_mel``: non-negative least squares back to ``|S|``, then Griffin-Lim.
 
-    Returns
-    -------
-    y : np.ndarray [shape=(..., length)], float32
+    Returns ``y`` [shape=(..., length)], float32.
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
@@ -398,21 +346,16 @@ def mu_law_encode(y, mu: int = 255):
 
     ``F(y) = sign(y) ln(1 + mu |y|) / ln(1 + mu)``, then ``q = floor((F(y) + 1) / 2 * mu + 0.5)``.
 
-    Parameters
-    ----------
-    y : np.ndarray or Tensor [shape=(...)], floats; values outside [-1, 1] are clipped.
-
-    Returns
-    -------
-    q : same type as ``y`` [shape=(...)], int64 in [0, mu]
+    ``y`` is a NumPy array or a tensor [shape=(...)]; values outside [-1, 1] are clipped.
+    Returns ``q`` of the same type and shape, int64 in [0, mu].
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
     is_tensor = isinstance(y, torch.Tensor)
-    x = y if is_tensor else np.asarray(y, dtype=np.float64)
-    if not bool((torch.isfinite(x) if is_tensor else np.isfinite(x)).all()):
-        raise BadInputError("mu_law_encode: y contains NaN or infinite samples")
     xp = torch if is_tensor else np
+    x = y if is_tensor else np.asarray(y, dtype=np.float64)
+    if not bool(xp.isfinite(x).all()):
+        raise BadInputError("mu_law_encode: y contains NaN or infinite samples")
     x = xp.clip(x, -1.0, 1.0)
     companded = xp.sign(x) * xp.log1p(mu * xp.abs(x)) / math.log1p(mu)
     q = xp.floor((companded + 1) / 2 * mu + 0.5)
@@ -422,18 +365,15 @@ def mu_law_encode(y, mu: int = 255):
 def mu_law_decode(q, mu: int = 255):
     """Invert ``mu_law_encode``: ``y = sign(x) ((1 + mu)^|x| - 1) / mu`` with ``x = 2 q / mu - 1``.
 
-    Returns
-    -------
-    y : same type as ``q`` [shape=(...)], float32 in [-1, 1]
+    Returns ``y`` of the same type (array or tensor) and shape as ``q``, float32 in [-1, 1].
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
     is_tensor = isinstance(q, torch.Tensor)
-    x = q.double() if is_tensor else np.asarray(q, dtype=np.float64)
-    if x.numel() if is_tensor else x.size:
-        if not (0 <= float(x.min()) and float(x.max()) <= mu):
-            raise BadInputError(f"mu_law_decode: q must lie in [0, {mu}]")
     xp = torch if is_tensor else np
+    x = q.double() if is_tensor else np.asarray(q, dtype=np.float64)
+    if bool(((x < 0) | (x > mu)).any()):
+        raise BadInputError(f"mu_law_decode: q must lie in [0, {mu}]")
     x = 2 * x / mu - 1
     y = xp.sign(x) * ((1 + mu) ** xp.abs(x) - 1) / mu
     return y.float() if is_tensor else y.astype(np.float32)
@@ -441,32 +381,15 @@ def mu_law_decode(q, mu: int = 255):
 
 # Files ----------------------------------------------------------------------------------------
 
-def _file_format(path: Path) -> str:
-    fmt = _FILE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise BadInputError(f"{path}: unknown audio extension; use one of {sorted(_FILE_FORMATS)}")
-    return fmt
-
-
 def load_audio(path, sr: int | None = None, mono: bool = True,
                max_duration_s: float = 600.0) -> tuple[np.ndarray, int]:
     """Read an audio file (WAV, FLAC, OGG, MP3, ...) with soundfile.
 
-    Parameters
-    ----------
-    sr : int or None, resample (``librosa.resample``) to this rate; None keeps the file's.
-    mono : bool, average the channels; otherwise multichannel files give ``(channels, n)``.
-    max_duration_s : float, refuse longer files (checked from the header, before reading).
-
-    Returns
-    -------
-    y : np.ndarray [shape=(n,)] or [shape=(channels, n)], float32
-    sr : int
-
-    Raises
-    ------
-    BadInputError
-        Missing, empty, unreadable, truncated or too long file; NaN samples.
+    ``sr`` resamples (``librosa.resample``) when given and different; ``mono`` averages the
+    channels, else a multichannel file gives [shape=(channels, n)]; files longer than
+    ``max_duration_s`` are refused from their header, before reading. Returns ``(y, sr)``,
+    ``y`` [shape=(n,)] float32. Missing, empty, unreadable, truncated or too long files and NaN
+    samples raise ``BadInputError``.
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
@@ -493,7 +416,10 @@ def load_audio(path, sr: int | None = None, mono: bool = True,
         y, file_sr = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.SoundFileError, RuntimeError) as err:
         raise BadInputError(f"{path}: not a readable audio file ({err})") from err
-    y = y.mean(axis=1) if mono else np.squeeze(y.T, axis=0) if y.shape[1] == 1 else y.T
+    if mono:
+        y = y.mean(axis=1)
+    else:  # librosa's convention: (n,) for a one-channel file, (channels, n) otherwise
+        y = y[:, 0] if y.shape[1] == 1 else y.T
     if not np.all(np.isfinite(y)):
         raise BadInputError(f"{path}: contains NaN or infinite samples")
     if sr is not None and sr != file_sr:
@@ -505,23 +431,17 @@ def load_audio(path, sr: int | None = None, mono: bool = True,
 def save_audio(path, y, sr: int, subtype: str | None = None) -> Path:
     """Write audio atomically: a temporary file in the same folder, then ``os.replace``.
 
-    The format comes from the extension (.wav, .flac, .ogg, .mp3); ``subtype`` defaults to
-    soundfile's (``PCM_16`` for WAV and FLAC). An interrupted write never leaves a half file.
-
-    Parameters
-    ----------
-    y : np.ndarray or Tensor [shape=(n,)] or [shape=(channels, n)]
-
-    Raises
-    ------
-    BadInputError
-        Unknown extension or subtype, NaN, or a peak above 1.0 in a non-float subtype (it
-        would clip: normalise, or pass ``subtype="FLOAT"`` for WAV).
+    ``y`` [shape=(n,)] or [shape=(channels, n)]. The format comes from the extension (.wav,
+    .flac, .ogg, .mp3); ``subtype`` defaults to soundfile's (``PCM_16`` for WAV and FLAC). A
+    peak above 1.0 would clip in an integer subtype and raises ``BadInputError`` (normalise, or
+    pass ``subtype="FLOAT"``). An interrupted write never leaves a half-written file.
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
     path = Path(path)
-    fmt = _file_format(path)
+    fmt = _FILE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise BadInputError(f"{path}: unknown audio extension; use one of {sorted(_FILE_FORMATS)}")
     subtype = subtype or soundfile.default_subtype(fmt)
     if not soundfile.check_format(fmt, subtype):
         raise BadInputError(f"{path}: subtype {subtype!r} does not exist for {fmt}")
@@ -566,14 +486,7 @@ def player(y, sr: int, title: str | None = None):
     The clip is normalised to a -1 dBFS peak and embedded as compressed MP3 (OGG Vorbis at
     rates MP3 lacks) in a base64 data URI: about 4 kB per second at 16 kHz.
 
-    Parameters
-    ----------
-    y : np.ndarray or Tensor [shape=(n,)]
-    title : str, shown above the player.
-
-    Returns
-    -------
-    IPython.display.HTML
+    ``y`` [shape=(n,)], array or tensor; ``title`` is shown above. Returns ``IPython.display.HTML``.
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
@@ -587,9 +500,7 @@ def player(y, sr: int, title: str | None = None):
 def player_grid(rows, sr: int, col_labels=None, row_labels=None):
     """A table of players (a static gallery): ``rows[i][j]`` is ``(label, y)`` or None.
 
-    Returns
-    -------
-    IPython.display.HTML, one ``<table>``; ``col_labels`` head the columns and
+    Returns ``IPython.display.HTML``: one ``<table>``, ``col_labels`` heading the columns and
     ``row_labels`` the rows.
 
     Chapter: notebooks/01_music_as_data.ipynb
@@ -601,20 +512,15 @@ def player_grid(rows, sr: int, col_labels=None, row_labels=None):
             col_labels is not None and len(col_labels) != n_cols):
         raise BadInputError(f"player_grid: {len(rows)} rows of up to {n_cols} cells do not match "
                             "row_labels/col_labels (or the grid is empty)")
-    lead = "<th></th>" if row_labels is not None else ""
-    parts = ['<table class="musiclab-player-grid">']
-    if col_labels is not None:
-        parts.append("<tr>" + lead + "".join(f"<th>{html.escape(str(c))}</th>"
-                                             for c in col_labels) + "</tr>")
+    head = [""] if row_labels is not None else []
+    table = [[f"<th>{html.escape(str(text))}</th>" for text in head + list(col_labels)]
+             ] if col_labels is not None else []
     for i, row in enumerate(rows):
         cells = [f"<th>{html.escape(str(row_labels[i]))}</th>"] if row_labels is not None else []
-        for j in range(n_cols):
-            cell = row[j] if j < len(row) else None
-            if cell is None:
-                cells.append("<td></td>")
-                continue
-            label, y = cell
-            cells.append(f"<td><div>{html.escape(str(label))}</div>"
-                         f"{_audio_tag(y, sr, f'player_grid[{i}][{j}] {label}')}</td>")
-        parts.append("<tr>" + "".join(cells) + "</tr>")
-    return HTML("".join(parts) + "</table>")
+        for j, cell in enumerate(list(row) + [None] * (n_cols - len(row))):
+            cells.append("<td></td>" if cell is None else
+                         f"<td><div>{html.escape(str(cell[0]))}</div>"
+                         f"{_audio_tag(cell[1], sr, f'player_grid[{i}][{j}] {cell[0]}')}</td>")
+        table.append(cells)
+    rows_html = "".join("<tr>" + "".join(cells) + "</tr>" for cells in table)
+    return HTML(f'<table class="musiclab-player-grid">{rows_html}</table>')

@@ -1,0 +1,164 @@
+"""The built HTML book in headless Chromium: pages load without console errors or outside requests,
+math is typeset by the MathJax served from the site, audio players hold playable data, images load,
+galleries are present where a chapter has a widget, and internal links resolve.
+"""
+import functools
+import http.server
+import re
+import shutil
+import threading
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+from conftest import BUILD_HTML, ROOT
+
+pytestmark = pytest.mark.html
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--autoplay-policy=no-user-gesture-required"]
+SKIP_PAGES = {"genindex.html", "search.html", "_static", "_sources", "_images"}
+
+
+def _pages():
+    if not BUILD_HTML.exists():
+        return []
+    return sorted(p for p in BUILD_HTML.rglob("*.html")
+                  if not (set(p.relative_to(BUILD_HTML).parts) & SKIP_PAGES) and p.name not in SKIP_PAGES)
+
+
+PAGES = _pages()
+
+
+def test_book_was_built():
+    assert (BUILD_HTML / "index.html").exists(), "run `make book` first (make test does)"
+    names = {p.name for p in PAGES}
+    for nb in (ROOT / "notebooks").glob("*.ipynb"):
+        assert f"{nb.stem}.html" in names, f"{nb.name} has no page in the book"
+
+
+@pytest.fixture(scope="module")
+def server():
+    handler = functools.partial(_QuietHandler, directory=str(BUILD_HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert executable, "Chromium missing: `make browser` installs Debian's chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.mark.parametrize("page_path", PAGES, ids=lambda p: str(p.relative_to(BUILD_HTML)))
+def test_page_in_chromium(page_path, server, browser):
+    page = browser.new_page()
+    problems = []
+    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+
+    def outside(request):
+        if not request.url.startswith((server, "data:", "blob:", "about:")):
+            problems.append(f"request outside the site: {request.url}")
+
+    page.on("request", outside)
+    page.route("**/favicon.ico", lambda route: route.fulfill(status=204))
+    url = f"{server}/{page_path.relative_to(BUILD_HTML).as_posix()}"
+    page.goto(url, wait_until="load")
+
+    if page.locator(".math").count():
+        page.wait_for_selector("mjx-container", timeout=20_000)
+        assert page.locator("mjx-merror").count() == 0, "MathJax reports a TeX error"
+        unrendered = page.evaluate("""() => [...document.querySelectorAll('.math')]
+            .filter(el => !el.querySelector('mjx-container')).length""")
+        assert unrendered == 0, f"{unrendered} math elements were not typeset"
+
+    broken_images = page.evaluate("""() => [...document.images]
+        .filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.src.slice(0, 80))""")
+    assert not broken_images, f"images that do not load: {broken_images}"
+
+    n_audio = page.locator("audio").count()
+    if n_audio:
+        durations = page.evaluate("""async () => Promise.all([...document.querySelectorAll('audio')].map(a =>
+            new Promise(resolve => {
+                if (a.readyState >= 1) return resolve(a.duration);
+                a.addEventListener('loadedmetadata', () => resolve(a.duration));
+                a.addEventListener('error', () => resolve(-1));
+                a.load();
+                setTimeout(() => resolve(-2), 15000);
+            })))""")
+        bad = [i for i, d in enumerate(durations) if not (d and d > 0)]
+        assert not bad, f"audio players {bad} of {n_audio} have no playable data ({durations})"
+    page.close()
+    assert not problems, "\n".join(problems)
+
+
+def _chapter_pages_with_widgets():
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        if "widgets.show(" in nb.read_text():
+            yield nb.stem
+
+
+@pytest.mark.parametrize("stem", list(_chapter_pages_with_widgets()))
+def test_widget_chapters_have_a_static_gallery(stem):
+    html = (BUILD_HTML / "notebooks" / f"{stem}.html").read_text()
+    assert "musiclab-gallery" in html and ("<audio" in html or "<img" in html)
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.hrefs, self.ids = [], set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("href"):
+            self.hrefs.append(attrs["href"])
+        if tag in ("img", "script") and attrs.get("src"):
+            self.hrefs.append(attrs["src"])
+        if tag == "link" and attrs.get("href"):
+            self.hrefs.append(attrs["href"])
+
+
+@functools.lru_cache(maxsize=None)
+def _parse(path: Path) -> _Links:
+    parser = _Links()
+    parser.feed(path.read_text(errors="replace"))
+    return parser
+
+
+@pytest.mark.parametrize("page_path", PAGES, ids=lambda p: str(p.relative_to(BUILD_HTML)))
+def test_internal_links_resolve(page_path):
+    broken = []
+    for href in _parse(page_path).hrefs:
+        parts = urlparse(href)
+        if parts.scheme or href.startswith(("mailto:", "data:", "//")):
+            continue
+        target = page_path if not parts.path else (page_path.parent / unquote(parts.path)).resolve()
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.exists():
+            broken.append(href)
+        elif parts.fragment and target.suffix == ".html" and not re.fullmatch(r"top|", parts.fragment):
+            if parts.fragment not in _parse(target).ids:
+                broken.append(href)
+    assert not broken, f"broken internal links: {broken}"
