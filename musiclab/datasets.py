@@ -44,7 +44,7 @@ from .errors import BadInputError
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 QUICK_PER_REGION = 150
 QUICK_CHORALES = 60
 SPLITS = ("train", "valid", "test")
@@ -113,13 +113,20 @@ def _steps_per_bar(meter: str) -> int:
 
 def _field(header: str, name: str) -> str:
     m = re.search(rf"(?m)^{name}:(.*)$", header)
-    text = re.sub(r"%.*", "", m[1]).strip() if m else ""
-    if re.search(r"[\x80-\x9f]", text):  # some Essen files hold DOS (cp437) text read as Latin-1
-        try:
-            text = text.encode("latin-1").decode("cp437")
-        except UnicodeEncodeError:
-            pass
-    return text
+    return re.sub(r"%.*", "", m[1]).strip() if m else ""
+
+
+def _repair_dos_text(text: str) -> str:
+    """Undo DOS-era mojibake in some Essen files.
+
+    Their umlauts were once cp437 bytes that got converted to UTF-8 as if they were Latin-1, so "ü"
+    (cp437 0x81) arrives as the control character U+0081 and "ß" (0xE1) as "á". In a file that
+    holds such control characters, map U+0080-U+009F and "á" back through cp437; other accented
+    letters in those files are genuine and stay.
+    """
+    if not re.search(r"[\x80-\x9f]", text):
+        return text
+    return re.sub(r"[\x80-\x9f\xe1]", lambda m: m[0].encode("latin-1").decode("cp437"), text)
 
 
 def _normalise_meter(text: str) -> str:
@@ -164,7 +171,7 @@ def _folk_jobs() -> list[dict]:
         books += sorted((root / folder).glob("*.abc"))
     for path in books:
         source = path.parent.name
-        tunes = symbolic.split_abc_tunes(path.read_text(encoding="utf-8", errors="replace"))
+        tunes = symbolic.split_abc_tunes(_repair_dos_text(path.read_text(encoding="utf-8", errors="replace")))
         for text in tunes:
             header, _, body = text.partition("\nK:")
             key_line, _, body = body.partition("\n")
@@ -367,7 +374,8 @@ def region_counts(tunes) -> dict[str, int]:
 def summarize(tunes) -> list[dict]:
     """Return one row per region: tunes, per split, median bars, commonest meter/mode/tune type.
 
-    Print it with `format_table`.
+    Unlabelled tunes (an empty field) do not count towards "commonest"; a region with no label at
+    all shows "-". Print the rows with `format_table`.
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
@@ -375,7 +383,7 @@ def summarize(tunes) -> list[dict]:
     for region in region_counts(tunes):
         group = [t for t in tunes if t.region == region]
         splits = Counter(t.split for t in group)
-        commonest = {k: Counter(getattr(t, k) for t in group).most_common(1)[0][0]
+        commonest = {k: (Counter(getattr(t, k) for t in group if getattr(t, k)).most_common(1) or [("-",)])[0][0]
                      for k in ("meter", "mode", "tune_type")}
         rows.append({"region": region, "tunes": len(group), **{s: splits.get(s, 0) for s in SPLITS},
                      "median_bars": float(np.median([len(t.grid) / t.steps_per_bar for t in group])),

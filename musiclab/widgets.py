@@ -17,8 +17,10 @@ from IPython.display import HTML, display
 
 from . import audio, plot
 
-# Melodies are cut to this many quarter notes in explorers so that one interaction stays fast.
+# Melodies are cut to this many quarter notes in explorers so that one interaction stays fast,
+# and to fewer in galleries, which are embedded in the HTML page.
 PREVIEW_QUARTERS = 32
+GALLERY_QUARTERS = 16
 
 
 def in_book_build() -> bool:
@@ -58,9 +60,9 @@ def preview_notes(notes, max_quarters: float = PREVIEW_QUARTERS):
     return [note for note in notes if note.start < max_quarters]
 
 
-def tune_view(tune, program: int = 0, qpm: int = 120):
+def tune_view(tune, program: int = 0, qpm: int = 120, max_quarters: float = PREVIEW_QUARTERS):
     """Render a tune's opening on ``program``: returns ``(figure, y)`` with notes and log-mel spectrogram."""
-    notes = preview_notes(tune.notes)
+    notes = preview_notes(tune.notes, max_quarters)
     y = audio.render_notes(notes, program=program, qpm=qpm)
     fig, (ax_notes, ax_spec) = plt.subplots(2, 1, figsize=(8, 4.5), layout="constrained")
     plot.plot_notes(notes, ax=ax_notes,
@@ -105,7 +107,7 @@ def corpus_gallery(tunes, program: int = 0, per_region: int = 1) -> HTML:
     items = []
     for region in sorted({t.region for t in tunes}):
         for tune in [t for t in tunes if t.region == region][:per_region]:
-            fig, y = tune_view(tune, program=program)
-            items.append({"title": f"{region}: {tune.title}", "image": plot.figure_to_png_base64(fig),
+            fig, y = tune_view(tune, program=program, max_quarters=GALLERY_QUARTERS)
+            items.append({"title": f"{region}: {tune.title}", "image": plot.figure_to_png_base64(fig, dpi=60),
                           "audio": audio.player(y, audio.DEFAULT_SR)})
     return gallery(items)
