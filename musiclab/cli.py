@@ -42,8 +42,7 @@ def command_train(args) -> int:
     if args.name not in recipes:
         print(f"unknown model {args.name!r}; choose one of: {', '.join(sorted(recipes))}", file=sys.stderr)
         return 2
-    command = "python -m musiclab " + " ".join(sys.argv[1:])
-    result = recipes[args.name](out_dir=args.out, steps=args.steps, command=command)
+    result = recipes[args.name](out_dir=args.out, steps=args.steps, command=args.command_line)
     for key, value in result.items():
         print(f"{key}: {value}")
     return 0
@@ -81,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.command_line = "python -m musiclab " + " ".join(argv)  # recorded in weight sidecars
     try:
         return args.run(args)
     except MusiclabError as error:

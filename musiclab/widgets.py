@@ -85,6 +85,8 @@ def corpus_browser(tunes, programs=(0, 40, 73, 24)):
 
     def update_tunes(*_):
         tune.options = [(f"{t.title[:40]} [{t.meter}]", i) for i, t in enumerate(tunes) if t.region == region.value][:200]
+        # ipywidgets 8 leaves the value empty after new options; show the region's first tune.
+        tune.value = tune.options[0][1] if tune.options else None
 
     def redraw(*_):
         if tune.value is None:
@@ -92,7 +94,8 @@ def corpus_browser(tunes, programs=(0, 40, 73, 24)):
         with out:
             out.clear_output(wait=True)
             fig, y = tune_view(tunes[tune.value], program=program.value)
-            plt.show(fig)
+            display(fig)
+            plt.close(fig)
             display(audio.player(y, audio.DEFAULT_SR))
 
     region.observe(update_tunes, "value")

@@ -1,0 +1,58 @@
+"""Widgets work without a browser (their callbacks run), galleries embed images and audio, plots draw."""
+import numpy as np
+import pytest
+
+from musiclab import plot, symbolic, widgets
+from musiclab.datasets import Tune
+
+
+def _tune(region, title, pitches):
+    notes = [symbolic.Note(p, i * 1.0, 1.0) for i, p in enumerate(pitches)]
+    return Tune(f"test/{title}", region, "test", title, "4/4", "C", "major", "", symbolic.notes_to_grid(notes), "train")
+
+
+TUNES = [_tune("German", "up", [60, 62, 64, 65, 67, 69, 71, 72]),
+         _tune("Irish", "down", [72, 71, 69, 67, 65, 64, 62, 60])]
+
+
+def test_corpus_browser_redraws_on_selection(monkeypatch):
+    drawn = []
+    real_view = widgets.tune_view
+    monkeypatch.setattr(widgets, "tune_view", lambda tune, **kw: drawn.append((tune.title, kw)) or real_view(tune, **kw))
+    browser = widgets.corpus_browser(TUNES, programs=(0, 73))
+    controls, _ = browser.children
+    region, tune, program = controls.children
+    region.value = "Irish"
+    assert [label for label, _ in tune.options] == ["down [4/4]"]
+    program.value = 73
+    assert drawn[-1] == ("down", {"program": 73})
+
+
+def test_gallery_embeds_images_and_audio():
+    html = widgets.corpus_gallery(TUNES, program=0).data
+    assert html.count("data:image/png;base64,") == 2 and html.count("<audio") == 2
+    assert "musiclab-gallery" in html
+
+
+def test_show_points_to_the_gallery_during_the_book_build(monkeypatch, capsys):
+    monkeypatch.setenv("MUSICLAB_BOOK_BUILD", "1")
+    assert widgets.in_book_build()
+    monkeypatch.setenv("MUSICLAB_BOOK_BUILD", "0")
+    assert not widgets.in_book_build()
+
+
+@pytest.mark.parametrize("draw", [
+    lambda: plot.plot_notes(TUNES[0].notes, title="notes"),
+    lambda: plot.plot_pianoroll(symbolic.notes_to_pianoroll(TUNES[0].notes)),
+    lambda: plot.plot_waveform(np.sin(np.arange(1600) / 10), sr=16000),
+    lambda: plot.plot_spectrogram(np.random.default_rng(0).normal(size=(80, 20)), sr=16000, hop_length=256),
+    lambda: plot.plot_learning_curves([{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]),
+])
+def test_plots_draw(draw):
+    ax = draw()
+    assert ax.figure is not None
+    assert plot.figure_to_png_base64(ax.figure).startswith("iVBOR")  # PNG magic, base64
+
+
+def test_pitch_names():
+    assert [plot.pitch_name(p) for p in (60, 69, 61, 21)] == ["C4", "A4", "C#4", "A0"]
