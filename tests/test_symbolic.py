@@ -225,3 +225,18 @@ def test_musicxml_melody_round_trip(tmp_path):
     path = tmp_path / "tune.musicxml"
     score.write("musicxml", fp=path)
     assert [n.pitch for n in symbolic.read_melody(path)] == [67, 69, 71, 72, 74, 71]
+
+
+def test_garbage_truncated_and_huge_abc(tmp_path):
+    garbage = tmp_path / "noise.abc"
+    garbage.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(BadInputError, match="noise.abc"):
+        symbolic.read_melody(garbage)
+    header_only = tmp_path / "cut.abc"
+    header_only.write_text("X:1\nT:cut off\nK:C\n")
+    with pytest.raises(BadInputError, match="no notes"):
+        symbolic.read_melody(header_only)
+    big = tmp_path / "big.abc"
+    big.write_text("X:1\nK:C\n" + "CDEF|" * 100)
+    with pytest.raises(BadInputError, match="too large"):
+        symbolic.read_melody(big, max_bytes=100)
