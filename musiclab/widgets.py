@@ -41,7 +41,7 @@ def gallery(items: list[dict], columns: int = 2) -> HTML:
     """An HTML grid of cards, each ``{"title": str, "image": base64 PNG, "audio": HTML or None}``."""
     cards = []
     for item in items:
-        parts = [f"<h4 style='margin:4px 0'>{html.escape(item['title'])}</h4>"]
+        parts = [f"<div style='font-weight:600;margin:4px 0'>{html.escape(item['title'])}</div>"]
         if item.get("image"):
             parts.append(f"<img style='max-width:100%' alt='{html.escape(item['title'])}' "
                          f"src='data:image/png;base64,{item['image']}'/>")
@@ -49,7 +49,9 @@ def gallery(items: list[dict], columns: int = 2) -> HTML:
             parts.append(item["audio"].data if isinstance(item["audio"], HTML) else str(item["audio"]))
         cards.append(f"<div class='musiclab-card' style='padding:6px'>{''.join(parts)}</div>")
     style = f"display:grid;grid-template-columns:repeat({columns},minmax(0,1fr));gap:8px"
-    return HTML(f"<div class='musiclab-gallery' style='{style}'>{''.join(cards)}</div>")
+    # Players shrink to their card, so several columns fit the page.
+    css = "<style>.musiclab-gallery audio{width:100%}</style>"
+    return HTML(f"{css}<div class='musiclab-gallery' style='{style}'>{''.join(cards)}</div>")
 
 
 # Chapter 1: the corpus browser ---------------------------------------------------------------------

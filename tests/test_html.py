@@ -38,6 +38,8 @@ def test_book_was_built():
     names = {p.name for p in PAGES}
     for nb in (ROOT / "notebooks").glob("*.ipynb"):
         assert f"{nb.stem}.html" in names, f"{nb.name} has no page in the book"
+        page = (BUILD_HTML / "notebooks" / f"{nb.stem}.html").read_text()
+        assert f"_sources/notebooks/{nb.stem}.ipynb" in page, f"{nb.stem} has no download-notebook button"
 
 
 @pytest.fixture(scope="module")
