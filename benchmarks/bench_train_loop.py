@@ -4,7 +4,7 @@ Both loops train the chapter-2 neural n-gram for the same number of steps on the
 (real event-grid windows when the data cache exists, random tokens otherwise), alternating runs to
 cancel drift, and report the median time per step and the ratio fit / plain.
 
-    python benchmarks/bench_train_loop.py [--steps 400] [--repeats 5]
+    python benchmarks/bench_train_loop.py [--steps 400] [--repeats 5] [--threads 1] 2>/dev/null
 """
 import argparse
 import statistics
@@ -66,7 +66,10 @@ def main():
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model_config = NextTokenConfig()
     batches = make_batches(50, args.batch_size, model_config)
     plain, ours = [], []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import tempfile
 import time
@@ -71,9 +72,9 @@ class Updater:
     gradient scaler, which keeps small float16 gradients from underflowing to zero).
     """
 
-    def __init__(self, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
-                 grad_clip: float | None, device: torch.device):
-        self.modules, self.optimizers, self.grad_clip = modules, optimizers, grad_clip
+    def __init__(self, optimizers: dict[str, torch.optim.Optimizer], grad_clip: float | None,
+                 device: torch.device):
+        self.optimizers, self.grad_clip = optimizers, grad_clip
         self.amp_dtype = None
         if device.type == "cuda":
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -92,9 +93,6 @@ class Updater:
                 raise BadInputError(f"update() needs an optimizer name, one of {list(self.optimizers)}")
             name = next(iter(self.optimizers))
         optimizer = self.optimizers[name]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss for {name!r} is {loss.item()}; lower the learning rate "
-                                     "or check the data for NaN")
         optimizer.zero_grad(set_to_none=True)
         # The backward pass runs outside autocast; it reuses the dtypes the forward pass chose.
         with torch.autocast(self.device.type, enabled=False):
@@ -161,7 +159,7 @@ def fit(modules: nn.Module | dict[str, nn.Module],
     step, history = 0, []
     if checkpoint_path is not None and Path(checkpoint_path).exists():
         step, history = load_checkpoint(checkpoint_path, modules, optimizers)
-    update = Updater(modules, optimizers, grad_clip, device)
+    update = Updater(optimizers, grad_clip, device)
 
     def run_evaluation():
         for module in modules.values():
@@ -196,12 +194,14 @@ def fit(modules: nn.Module | dict[str, nn.Module],
             if step % log_every == 0 or step == n_steps:
                 row = {"step": step, **{k: float(v) / n_summed for k, v in sums.items()}}
                 row["time_s"] = time.perf_counter() - start
+                _check_finite(row, step)
                 history.append(row)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k not in ("step", "time_s")})
                 sums, n_summed = {}, 0
             if evaluate is not None and eval_every and step % eval_every == 0 and step < n_steps:
                 run_evaluation()
             if checkpoint_every and step % checkpoint_every == 0:
+                _check_finite({k: float(v) for k, v in sums.items()}, step)
                 save()
             bar.update(1)
     except KeyboardInterrupt:
@@ -216,6 +216,14 @@ def fit(modules: nn.Module | dict[str, nn.Module],
         module.eval()
     save()
     return history
+
+
+def _check_finite(values: dict, step: int) -> None:
+    """Stop on NaN/inf. Checked when logging or saving, not every step (that would synchronise a GPU
+    each step), and before a checkpoint is written, so the last good checkpoint is never overwritten."""
+    broken = {k: v for k, v in values.items() if not math.isfinite(v)}
+    if broken:
+        raise FloatingPointError(f"{broken} by step {step}; lower the learning rate or check the data for NaN")
 
 
 # Checkpoints (resumable training state) ------------------------------------------------------------

@@ -95,6 +95,22 @@ def test_nan_loss_stops_with_a_message():
         train.fit(model, optimizer, step, [torch.ones(4, 2)], n_steps=3, progress=False)
 
 
+def test_nan_does_not_overwrite_the_last_good_checkpoint(tmp_path):
+    config, model, optimizer, step, batches = _toy_problem()
+    path = tmp_path / "run.pt"
+    train.fit(model, optimizer, step, batches, n_steps=10, log_every=5, progress=False, checkpoint_path=path)
+
+    def poisoned(batch, update):
+        loss = step(batch, update)["loss"] * float("nan")
+        return {"loss": loss}
+
+    with pytest.raises(FloatingPointError):
+        train.fit(model, optimizer, poisoned, batches, n_steps=20, log_every=5, progress=False,
+                  checkpoint_path=path, checkpoint_every=5)
+    resumed_step, _ = train.load_checkpoint(path, {"model": model})
+    assert resumed_step == 10 and all(torch.isfinite(p).all() for p in model.parameters())
+
+
 def test_empty_data_is_a_clear_error():
     model = nn.Linear(2, 1)
     with pytest.raises(BadInputError, match="no batches"):
