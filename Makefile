@@ -44,7 +44,7 @@ test: unit book browser
 	$(BIN)/python -m pytest -m "notebooks or html"
 
 lab: data
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 clean:
 	rm -rf _build
