@@ -13,9 +13,7 @@ import functools
 import html
 import io
 import math
-import os
 import re
-import secrets
 import threading
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import pretty_midi
 import soundfile
 import torch
 
+from . import fileio
 from .errors import BadInputError, MusiclabError
 
 DEFAULT_SR = 16000
@@ -453,16 +452,10 @@ def save_audio(path, y, sr: int, subtype: str | None = None) -> Path:
     if peak > 1.0 and subtype not in ("FLOAT", "DOUBLE"):
         raise BadInputError(f"{path}: peak {peak:.3f} > 1.0 would clip in {subtype}; "
                             "normalise y or pass subtype='FLOAT'")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        soundfile.write(str(temporary), y.T, sr, format=fmt, subtype=subtype)
-        os.replace(temporary, path)
+        return fileio.write_atomic(path, lambda tmp: soundfile.write(tmp, y.T, sr, format=fmt, subtype=subtype))
     except soundfile.SoundFileError as err:
         raise BadInputError(f"{path}: cannot write {fmt} at {sr} Hz ({err})") from err
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
 
 
 # Players for the book -------------------------------------------------------------------------

@@ -29,7 +29,6 @@ import logging
 import multiprocessing
 import os
 import re
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import config, symbolic
+from . import config, fileio, symbolic
 from .errors import BadInputError
 
 log = logging.getLogger(__name__)
@@ -259,23 +258,12 @@ def _cache_stem(name: str, quick_size: int) -> Path:
     return _data_dir() / f"{name}-{mode}{quick_size if mode == 'quick' else ''}-v{CACHE_VERSION}"
 
 
-def _write_atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _save_cache(stem: Path, arrays: list[np.ndarray], items: list[dict], report: dict, dtype) -> None:
     offsets = np.cumsum([0] + [len(a) for a in arrays])
     data = np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype)
-    _write_atomic(stem.with_suffix(".npz"), lambda f: np.savez_compressed(f, data=data, offsets=offsets))
+    fileio.write_atomic(stem.with_suffix(".npz"), lambda tmp: np.savez_compressed(tmp, data=data, offsets=offsets))
     meta = {"version": CACHE_VERSION, "items": items, "report": report}
-    _write_atomic(stem.with_suffix(".json"), lambda f: f.write(json.dumps(meta, indent=1).encode("utf-8")))
+    fileio.write_atomic(stem.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1), encoding="utf-8"))
 
 
 def _load_cache(stem: Path) -> tuple[list[np.ndarray], dict] | None:

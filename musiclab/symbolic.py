@@ -15,9 +15,7 @@ Chapter: notebooks/01_music_as_data.ipynb
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -25,6 +23,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import pretty_midi
 
+from . import fileio
 from .errors import BadInputError
 
 STEPS_PER_QUARTER = 4
@@ -326,14 +325,7 @@ def notes_to_midi(notes: Sequence[Note], path=None, program: int = 0,
                                                  n.end * 60 / qpm))
     midi.instruments.append(instrument)
     if path is not None:
-        fd, tmp = tempfile.mkstemp(suffix=".mid", dir=Path(path).parent)
-        os.close(fd)
-        try:
-            midi.write(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        fileio.write_atomic(path, midi.write)
     return midi
 
 

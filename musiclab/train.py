@@ -16,7 +16,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
@@ -26,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import config as _config
+from . import fileio
 from .errors import BadInputError
 
 
@@ -239,7 +239,7 @@ def save_checkpoint(path, modules: dict[str, nn.Module], optimizers: dict[str, t
         "modules": {name: module.state_dict() for name, module in modules.items()},
         "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
     }
-    _atomic_write(path, lambda tmp: torch.save(state, tmp))
+    fileio.write_atomic(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path, modules: dict[str, nn.Module],
@@ -282,9 +282,9 @@ def save_weights(path, model: nn.Module, config, meta: dict | None = None) -> No
 
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+    fileio.write_atomic(path, lambda tmp: save_file(tensors, str(tmp)))
     sidecar = {"config": _as_dict(config), **(meta or {})}
-    _atomic_write(path.with_suffix(".json"),
+    fileio.write_atomic(path.with_suffix(".json"),
                   lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2, default=str)))
 
 
@@ -299,19 +299,6 @@ def load_weights(path, model_class, config_class):
     model = model_class(config_class(**sidecar["config"]))
     model.load_state_dict(load_file(str(path)))
     return model.eval(), sidecar
-
-
-def _atomic_write(path, write: Callable) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def count_parameters(model: nn.Module) -> int:
