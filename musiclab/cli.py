@@ -1,8 +1,10 @@
-"""Command line: ``python -m musiclab data | train NAME | info``.
+"""Command line: ``python -m musiclab data | train NAME | score NAME FILE | info``.
 
 - ``data``: parse the corpora once and cache them (see `musiclab.datasets.build_all`).
 - ``train NAME``: train one of the book's models at the size of the current mode and write its
   weights with a sidecar recording the command, config, data, metrics, device and wall time.
+- ``score NAME FILE``: the negative log-likelihood of the piano rolls in FILE under a polyphonic
+  model of chapter 5, in nats per frame.
 - ``info``: the mode, device, cache folder and versions in use.
 
 Chapter: notebooks/01_music_as_data.ipynb
@@ -42,9 +44,23 @@ def command_train(args) -> int:
     if args.name not in recipes:
         print(f"unknown model {args.name!r}; choose one of: {', '.join(sorted(recipes))}", file=sys.stderr)
         return 2
-    result = recipes[args.name](out_dir=args.out, steps=args.steps, command=args.command_line)
+    if args.data and args.name not in ("poly-rnn", "poly-made"):
+        print(f"--data: only poly-rnn and poly-made train on your own data, not {args.name!r}", file=sys.stderr)
+        return 2
+    extra = {"data": args.data} if args.data else {}
+    result = recipes[args.name](out_dir=args.out, steps=args.steps, command=args.command_line, **extra)
     for key, value in result.items():
-        print(f"{key}: {value}")
+        if key != "history":
+            print(f"{key}: {value}")
+    return 0
+
+
+def command_score(args) -> int:
+    from . import recipes
+
+    result = recipes.score_pianoroll_file(args.name, args.file, args.weights)
+    print(f"{args.file}: {result['nll_per_frame']:.4f} nats per frame (summed over 88 keys, first frame "
+          f"excluded), {result['n_frames']} frames in {result['n_rolls']} piano roll(s), model {args.name}")
     return 0
 
 
@@ -72,7 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--mode", choices=config.MODES, help="override MUSICLAB_MODE")
     train.add_argument("--steps", type=int, help="number of optimizer steps (default: the mode's)")
     train.add_argument("--out", default="runs", help="folder for checkpoints and weights (default: runs)")
+    train.add_argument("--data", help="train on your own data (poly-rnn, poly-made: a folder with train.npz "
+                                      "and valid.npz of (T, 88) 0/1 arrays, or a folder of MIDI files)")
     train.set_defaults(run=command_train)
+
+    score = sub.add_parser("score", help="score piano rolls (MIDI or .npz) with a polyphonic model")
+    score.add_argument("name", choices=["poly-rnn", "poly-made"], help="the model")
+    score.add_argument("file", help="a MIDI file, or an .npz of (T, 88) 0/1 arrays")
+    score.add_argument("--weights", help="weights to use (default: the shipped checkpoint)")
+    score.set_defaults(run=command_score)
 
     info = sub.add_parser("info", help="show mode, device, cache folder and versions")
     info.set_defaults(run=command_info)

@@ -80,3 +80,256 @@ def perplexity(nll_nats: float | torch.Tensor) -> float:
     Chapter: notebooks/02_learning_to_generate.ipynb
     """
     return math.exp(float(nll_nats))
+
+
+# GAN -----------------------------------------------------------------------------------------------
+#
+# Discriminators output *logits* s = log D / (1 - D), never probabilities: log sigmoid(s) and
+# log(1 - sigmoid(s)) = log sigmoid(-s) are then computed stably with softplus.
+
+
+def gan_value(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """The GAN value function V(D, G) = E_x[log D(x)] + E_z[log(1 - D(G(z)))], in nats.
+
+    Parameters
+    ----------
+    real_logits : Tensor [shape=(B,)], discriminator logits on real examples x
+    fake_logits : Tensor [shape=(B',)], discriminator logits on generated examples G(z)
+
+    The discriminator maximises V, the generator minimises it (Goodfellow et al. 2014).
+
+    Chapter: notebooks/03_gan.ipynb
+    """
+    return F.logsigmoid(real_logits).mean() + F.logsigmoid(-fake_logits).mean()
+
+
+def gan_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """-V(D, G) = -E[log D(x)] - E[log(1 - D(G(z)))]: binary cross-entropy, real = 1, fake = 0.
+
+    Chapter: notebooks/03_gan.ipynb
+    """
+    return -gan_value(real_logits, fake_logits)
+
+
+def gan_generator_loss(fake_logits: torch.Tensor, non_saturating: bool = True) -> torch.Tensor:
+    """The generator's loss.
+
+    - ``non_saturating=True`` (used in practice): -E[log D(G(z))]. Its gradient is large while
+      the discriminator confidently rejects the fakes (D(G(z)) near 0).
+    - ``non_saturating=False`` (the minimax game as written): E[log(1 - D(G(z)))], whose gradient
+      vanishes exactly there.
+
+    Chapter: notebooks/03_gan.ipynb
+    """
+    if non_saturating:
+        return -F.logsigmoid(fake_logits).mean()
+    return F.logsigmoid(-fake_logits).mean()
+
+
+def optimal_discriminator(p_data: torch.Tensor, p_generator: torch.Tensor) -> torch.Tensor:
+    """D*(x) = p_data(x) / (p_data(x) + p_g(x)): the discriminator that maximises V for a fixed G.
+
+    ``p_data``, ``p_generator`` : densities (or probabilities) at the same points, not both 0.
+
+    Chapter: notebooks/03_gan.ipynb
+    """
+    return p_data / (p_data + p_generator)
+
+
+def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Hinge loss of the discriminator: E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))].
+
+    Here D outputs an unbounded score; examples beyond the margin (real scored > 1, fake < -1)
+    give no gradient, so the discriminator stops pushing once it separates them (Lim and Ye 2017;
+    Miyato et al. 2018).
+
+    Chapter: notebooks/03_gan.ipynb
+    """
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+
+def hinge_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """-E[D(G(z))]: the generator raises the discriminator's score of its samples.
+
+    Chapter: notebooks/03_gan.ipynb
+    """
+    return -fake_logits.mean()
+
+
+def wasserstein_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """E[f(G(z))] - E[f(x)]: minus the Kantorovich-Rubinstein estimate of W1 (critic f, 1-Lipschitz).
+
+    Chapter: notebooks/03_gan.ipynb
+    """
+    return fake_scores.mean() - real_scores.mean()
+
+
+def gradient_penalty(critic, x_real: torch.Tensor, x_fake: torch.Tensor,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """WGAN-GP's penalty E[(||grad_x f(x_hat)||_2 - 1)^2] at x_hat = e x_real + (1 - e) x_fake.
+
+    ``critic`` maps a batch [shape=(B, ...)] to scores [shape=(B,)] (bind any condition with a
+    lambda); ``e ~ U(0, 1)`` per example (Gulrajani et al. 2017). Differentiable in the critic's
+    parameters (``create_graph=True``).
+
+    Chapter: notebooks/03_gan.ipynb
+    """
+    shape = (x_real.shape[0],) + (1,) * (x_real.dim() - 1)
+    e = torch.rand(shape, generator=generator, dtype=x_real.dtype).to(x_real.device)
+    x_hat = (e * x_real.detach() + (1 - e) * x_fake.detach()).requires_grad_(True)
+    scores = critic(x_hat)
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def mode_seeking_loss(x_1: torch.Tensor, x_2: torch.Tensor, z_1: torch.Tensor, z_2: torch.Tensor,
+                      eps: float = 1e-5) -> torch.Tensor:
+    """Mode-seeking regulariser of the generator: 1 / (mean|G(z_1) - G(z_2)| / mean|z_1 - z_2| + eps).
+
+    ``x_1 = G(z_1, c)`` and ``x_2 = G(z_2, c)`` share their conditions ``c``. A generator that ignores
+    ``z`` (conditional mode collapse) has a ratio near 0 and a large loss (Mao et al. 2019).
+
+    Chapter: notebooks/03_gan.ipynb
+    """
+    ratio = (x_1 - x_2).abs().mean() / (z_1 - z_2).abs().mean()
+    return 1 / (ratio + eps)
+
+
+# Sequences -----------------------------------------------------------------------------------------
+#
+# A sequence model factorises p(x_1..x_T) = prod_t p(x_t | x_<t) (the chain rule) and is trained on
+# the sum of the per-step negative log-likelihoods with the true past as input (teacher forcing).
+# Only the per-step distribution changes with the kind of data.
+
+
+def sequence_nll(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """Mean NLL per token of a token sequence, in nats: -1/N sum_{b,t} log p(x_{b,t} | x_{b,<t}).
+
+    Positions whose target is ``ignore_index`` (padding) are left out of the sum and of N.
+
+    Parameters
+    ----------
+    logits : Tensor [shape=(B, T, K)]
+    targets : LongTensor [shape=(B, T)]
+
+    Chapter: notebooks/05_rnn.ipynb
+    """
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=ignore_index)
+
+
+def pianoroll_nll(logits: torch.Tensor, roll: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """NLL of binary piano-roll frames in nats per frame: summed over keys, averaged over frames.
+
+    -1/F sum_t m_t sum_k [v_{t,k} log sigma(s_{t,k}) + (1 - v_{t,k}) log sigma(-s_{t,k})],  F = sum_t m_t
+
+    - Independent outputs: ``logits`` s_{t,k} depend only on the past frames, so the sum over keys
+      is the log-likelihood of a product of 88 Bernoullis.
+    - Within-frame autoregressive outputs (NADE, MADE, note-by-note): s_{t,k} also depends on the
+      keys v_{t,<k} of the same frame; by the chain rule the same sum is then the exact
+      log-likelihood of the *joint* distribution of the frame.
+
+    Parameters
+    ----------
+    logits : Tensor [shape=(..., n_keys)], the log-odds of each key being on
+    roll : Tensor [shape=(..., n_keys)], 0/1
+    mask : Tensor [shape=(...)], optional, 1 for frames that count, 0 for padding
+
+    Chapter: notebooks/05_rnn.ipynb
+    """
+    per_frame = F.binary_cross_entropy_with_logits(logits, roll.to(logits.dtype), reduction="none").sum(-1)
+    if mask is None:
+        return per_frame.mean()
+    mask = mask.to(per_frame.dtype)
+    return (per_frame * mask).sum() / mask.sum().clamp_min(1)
+
+
+def gaussian_binned_nll(x_bins: torch.Tensor, mean: torch.Tensor, sigma: float | torch.Tensor,
+                        edges: torch.Tensor) -> torch.Tensor:
+    """Mean NLL, in nats, of quantised values under a Gaussian integrated over each quantisation bin.
+
+    -log P(bin b) = -log [Phi((e_{b+1} - mu) / sigma) - Phi((e_b - mu) / sigma)]
+
+    This puts a continuous-output (MSE-trained) model on the same footing as a categorical model over
+    the same bins, so that their likelihoods can be compared in the same units. The outermost edges
+    may be +-inf so that the bins' probabilities sum to 1.
+
+    Parameters
+    ----------
+    x_bins : LongTensor [shape=(N,)], bin index of each value
+    mean : Tensor [shape=(N,)], the Gaussian's mean for each value
+    sigma : float or Tensor, > 0
+    edges : Tensor [shape=(K + 1,)], increasing bin edges
+
+    Chapter: notebooks/05_rnn.ipynb
+    """
+    sigma = torch.as_tensor(sigma, dtype=mean.dtype, device=mean.device)
+    normal = torch.distributions.Normal(mean, sigma)
+    upper, lower = normal.cdf(edges[x_bins + 1]), normal.cdf(edges[x_bins])
+    return -torch.log((upper - lower).clamp_min(1e-12)).mean()
+
+
+# VAE -----------------------------------------------------------------------------------------------
+#
+# log p(x) >= ELBO = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z)), with equality iff q(z|x) = p(z|x).
+# The encoder gives q(z|x) = N(mu, diag exp(logvar)); the prior is N(0, I).
+
+
+def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: torch.Tensor | float = 0.0,
+                        prior_logvar: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """KL(N(mu, s^2) || N(m, v)) for each dimension, in nats, in closed form.
+
+    1/2 [ log(v / s^2) + (s^2 + (mu - m)^2) / v - 1 ]; with the standard normal prior (m = 0, v = 1)
+    this is 1/2 (mu^2 + s^2 - 1 - log s^2).
+
+    Parameters
+    ----------
+    mu, logvar : Tensor [shape=(B, D)], the posterior's means and log-variances
+    prior_mu, prior_logvar : float or Tensor broadcastable to ``mu``
+
+    Chapter: notebooks/04_vae.ipynb
+    """
+    prior_mu = torch.as_tensor(prior_mu, dtype=mu.dtype, device=mu.device)
+    prior_logvar = torch.as_tensor(prior_logvar, dtype=mu.dtype, device=mu.device)
+    return 0.5 * (prior_logvar - logvar + (logvar.exp() + (mu - prior_mu) ** 2) / prior_logvar.exp() - 1)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(q(z|x) || N(0, I)) summed over the latent dimensions, averaged over the batch, in nats.
+
+    Chapter: notebooks/04_vae.ipynb
+    """
+    return gaussian_kl_per_dim(mu, logvar).sum(-1).mean()
+
+
+def free_bits_kl(mu: torch.Tensor, logvar: torch.Tensor, free_nats: float) -> torch.Tensor:
+    """The KL term with ``free_nats`` of information free of charge: max(KL - free_nats, 0).
+
+    KL is summed over dimensions and averaged over the batch first (MusicVAE's variant); below the
+    budget the KL has no gradient, so the optimiser is not pushed to close the posterior onto the prior.
+
+    Chapter: notebooks/04_vae.ipynb
+    """
+    return torch.clamp(gaussian_kl(mu, logvar) - free_nats, min=0.0)
+
+
+def negative_elbo(reconstruction_nll: torch.Tensor, kl: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """The loss a (beta-)VAE minimises: -ELBO_beta = E_q[-log p(x|z)] + beta KL(q(z|x) || p(z)).
+
+    ``reconstruction_nll`` is the per-example negative log-likelihood summed over the example's
+    elements (tokens, pixels) and averaged over the batch; ``kl`` as from `gaussian_kl`. With
+    beta = 1 it is the negative ELBO, an upper bound on -log p(x). There is no discriminator term:
+    E[log D(x)] + E[log(1 - D(G(z)))] is the GAN's value function, not part of the ELBO.
+
+    Chapter: notebooks/04_vae.ipynb
+    """
+    return reconstruction_nll + beta * kl
+
+
+def kl_weight(step: int, warmup_steps: int, beta: float = 1.0) -> float:
+    """KL annealing: the KL weight rises linearly from 0 to ``beta`` over ``warmup_steps`` steps.
+
+    Chapter: notebooks/04_vae.ipynb
+    """
+    if warmup_steps <= 0:
+        return beta
+    return beta * min(1.0, step / warmup_steps)

@@ -1,0 +1,62 @@
+"""Chapter 5 figures from the shipped weights: polyphonic test NLL, melody generation speed, audio RNN cost.
+
+    MUSICLAB_MODE=full .venv/bin/python benchmarks/bench_rnn.py [--threads N] [--repeats 11]
+
+Polyphonic NLL is scored on the test split of the current mode (full: the 34 test chorales of the
+JSB-like split) in nats per frame; the other figures are timings on the CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from musiclab import datasets, recipes
+from musiclab.models import rnn
+
+
+def median_ms(fn, repeats: int) -> tuple[float, float]:
+    times = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        fn(i)
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times)), 1000 * max(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--repeats", type=int, default=11)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch threads: {torch.get_num_threads()}")
+
+    test = [c.roll for c in datasets.load_chorales("test", progress=False)]
+    for name in ("poly-rnn", "poly-made"):
+        model, card = recipes.load_rnn(name)
+        score = rnn.score_rolls(model, test)
+        print(f"{name}: test NLL {score['nll_per_frame']:.3f} nats/frame over {score['n_frames']} frames "
+              f"({score['n_rolls']} chorales); sidecar test_nll {card['metrics'].get('test_nll')}")
+        ms, worst = median_ms(lambda i: model.generate(32, prime=test[0][:1],
+                                                       generator=torch.Generator().manual_seed(i)), args.repeats)
+        print(f"{name}: sampling 32 frames: median {ms:.0f} ms, slowest {worst:.0f} ms")
+
+    melody, _ = recipes.load_rnn("melody-rnn")
+    ms, worst = median_ms(lambda i: melody.generate(256, region="Irish", tune_type="reel",
+                                                    generator=torch.Generator().manual_seed(i)), args.repeats)
+    print(f"melody-rnn: 16 bars (256 steps): median {ms:.0f} ms, slowest {worst:.0f} ms (bar: 300 ms)")
+
+    model, _ = recipes.load_rnn("audio-rnn")
+    prime = recipes.audio_notes(recipes.AUDIO_HELD_OUT_PITCHES)[0, :400]
+    ms, _ = median_ms(lambda i: model.generate(recipes.AUDIO_SR // 4, prime,
+                                               generator=torch.Generator().manual_seed(i)), max(args.repeats // 4, 1))
+    print(f"audio-rnn: 0.25 s of audio at {recipes.AUDIO_SR} Hz in {ms:.0f} ms: "
+          f"{ms / 250:.1f} s of computing per second of audio")
+
+
+if __name__ == "__main__":
+    main()

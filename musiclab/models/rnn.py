@@ -1,0 +1,520 @@
+"""Recurrent models of chapter 5: a melody language model, two polyphonic models, a raw-audio model.
+
+- `MelodyRNN`: an LSTM over event-grid tokens (in the spirit of folk-rnn), conditioned on region
+  and tune type, sampled with temperature and top-k, primed with any opening.
+- `PolyRNN`: an LSTM over piano-roll frames whose output is either 88 independent Bernoullis
+  (``output="independent"``) or a MADE over the 88 keys of each frame (``output="made"``), which is
+  autoregressive *within* the frame, like the RNN-NADE of Boulanger-Lewandowski et al. (2012).
+- `AudioRNN`: a GRU over mu-law samples, with a categorical output over the 256 mu-law levels
+  or a Gaussian output (mean squared error) for comparison.
+
+Every ``forward`` returns logits (or means); the losses live in `musiclab.losses` (# Sequences).
+
+Chapter: notebooks/05_rnn.ipynb
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import losses, symbolic
+from ..errors import BadInputError
+
+
+# Melody RNN ----------------------------------------------------------------------------------------
+
+UNKNOWN = "unknown"  # the condition label for "no label": a user's tune, or "any region"
+
+
+@dataclass
+class MelodyConfig:
+    vocab_size: int = symbolic.VOCAB_SIZE  # output tokens; the input adds one start token
+    regions: list = field(default_factory=list)  # condition labels; index 0 is always UNKNOWN
+    tune_types: list = field(default_factory=list)
+    embed_dim: int = 64
+    condition_dim: int = 16
+    hidden_dim: int = 256
+    n_layers: int = 2
+    dropout: float = 0.2
+
+    @property
+    def start_token(self) -> int:
+        return self.vocab_size
+
+
+class MelodyRNN(nn.Module):
+    """p(x_t | x_<t, region, tune type): an LSTM language model over event-grid tokens.
+
+    Each input step is [embedding of x_{t-1}; embedding of the region; embedding of the tune type].
+    The sequence starts with the start token ``config.start_token``.
+
+    Parameters
+    ----------
+    tokens : LongTensor [shape=(B, T)], values in [0, vocab_size] (vocab_size = start)
+    region, tune_type : LongTensor [shape=(B,)], indices into ``config.regions`` / ``config.tune_types``
+    state : the LSTM state from a previous call, optional
+
+    Returns
+    -------
+    logits : Tensor [shape=(B, T, vocab_size)], for the token *after* each input token
+    state : tuple of Tensor, to continue the sequence
+    """
+
+    def __init__(self, config: MelodyConfig):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size + 1, config.embed_dim)
+        self.embed_region = nn.Embedding(max(len(config.regions), 1), config.condition_dim)
+        self.embed_tune_type = nn.Embedding(max(len(config.tune_types), 1), config.condition_dim)
+        self.lstm = nn.LSTM(config.embed_dim + 2 * config.condition_dim, config.hidden_dim,
+                            config.n_layers, batch_first=True,
+                            dropout=config.dropout if config.n_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden_dim, config.vocab_size)
+
+    def forward(self, tokens, region, tune_type, state=None):
+        T = tokens.shape[1]
+        condition = torch.cat([self.embed_region(region), self.embed_tune_type(tune_type)], -1)
+        x = torch.cat([self.embed(tokens), condition[:, None].expand(-1, T, -1)], -1)
+        h, state = self.lstm(self.dropout(x), state)
+        return self.head(self.dropout(h)), state
+
+    def condition_index(self, region: str | None = None, tune_type: str | None = None) -> tuple[int, int]:
+        """The indices of a region and a tune type (None or an unseen label -> UNKNOWN)."""
+        def index(labels, label):
+            return labels.index(label) if label in labels else 0
+        return index(self.config.regions, region), index(self.config.tune_types, tune_type)
+
+    @torch.no_grad()
+    def generate(self, n_steps: int, prime=None, region: str | None = None, tune_type: str | None = None,
+                 temperature: float = 1.0, top_k: int | None = None,
+                 generator: torch.Generator | None = None) -> np.ndarray:
+        """Sample ``n_steps`` tokens after ``prime`` (event-grid tokens, may be empty or None).
+
+        Each step samples from softmax(logits / temperature), restricted to the ``top_k`` most likely
+        tokens if given. Returns the new tokens only, int64 [shape=(n_steps,)].
+        """
+        if temperature <= 0:
+            raise BadInputError(f"temperature={temperature}: expected > 0")
+        if top_k is not None and not 1 <= top_k <= self.config.vocab_size:
+            raise BadInputError(f"top_k={top_k}: expected 1..{self.config.vocab_size}")
+        prime = np.asarray([] if prime is None else prime, dtype=np.int64)
+        if prime.size and (prime.min() < 0 or prime.max() >= self.config.vocab_size):
+            raise BadInputError(f"prime: tokens must lie in 0..{self.config.vocab_size - 1}")
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        region_i, tune_type_i = self.condition_index(region, tune_type)
+        region_t = torch.tensor([region_i], device=device)
+        tune_type_t = torch.tensor([tune_type_i], device=device)
+        tokens = torch.tensor([[self.config.start_token, *prime.tolist()]], device=device)
+        logits, state = self(tokens, region_t, tune_type_t)
+        logits = logits[0, -1]
+        out = torch.empty(n_steps, dtype=torch.long)
+        for i in range(n_steps):
+            logits = logits / temperature
+            if top_k is not None:
+                threshold = torch.topk(logits, top_k).values[-1]
+                logits = logits.masked_fill(logits < threshold, float("-inf"))
+            token = torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=generator)
+            out[i] = token
+            logits, state = self(token.to(device)[None], region_t, tune_type_t, state)
+            logits = logits[0, -1]
+        self.train(was_training)
+        return out.numpy()
+
+
+def melody_to_prime(path_or_abc_text, max_steps: int | None = None) -> np.ndarray:
+    """Read a monophonic MIDI / ABC / MusicXML melody and return its event-grid tokens to prime with.
+
+    Raises `BadInputError` for polyphonic, empty or out-of-range melodies (from `symbolic`).
+    """
+    grid = symbolic.notes_to_grid(symbolic.read_melody(path_or_abc_text))
+    if grid.size == 0:
+        raise BadInputError("the priming melody is empty")
+    return grid[:max_steps] if max_steps else grid
+
+
+def melody_sequences(tunes, config: MelodyConfig, length: int = 256):
+    """Cut tunes into training chunks: inputs = start token + grid, targets = grid shifted by one.
+
+    Returns ``(inputs, targets, region, tune_type)``: LongTensors [shape=(N, length)] (targets past
+    a tune's end are -100, ignored by the loss) and [shape=(N,)].
+    """
+    inputs, targets, regions, tune_types = [], [], [], []
+    for tune in tunes:
+        region_i = config.regions.index(tune.region) if tune.region in config.regions else 0
+        tune_type_i = config.tune_types.index(tune.tune_type) if tune.tune_type in config.tune_types else 0
+        sequence = np.concatenate([[config.start_token], tune.grid.astype(np.int64)])
+        for start in range(0, len(sequence) - 1, length):
+            chunk = sequence[start:start + length + 1]
+            x = np.zeros(length, dtype=np.int64)
+            y = np.full(length, -100, dtype=np.int64)
+            x[:len(chunk) - 1], y[:len(chunk) - 1] = chunk[:-1], chunk[1:]
+            inputs.append(x), targets.append(y), regions.append(region_i), tune_types.append(tune_type_i)
+    as_tensor = lambda a: torch.from_numpy(np.asarray(a, dtype=np.int64))
+    return as_tensor(inputs), as_tensor(targets), as_tensor(regions), as_tensor(tune_types)
+
+
+def condition_labels(tunes, min_count: int = 50) -> tuple[list, list]:
+    """Region and tune-type labels seen at least ``min_count`` times, each list led by UNKNOWN."""
+    def labels(values):
+        counts = collections.Counter(v for v in values if v)
+        return [UNKNOWN] + sorted(v for v, n in counts.items() if n >= min_count and v != UNKNOWN)
+    return labels(t.region for t in tunes), labels(t.tune_type for t in tunes)
+
+
+# Melody statistics: generated vs held-out tunes ------------------------------------------------------
+
+
+def grid_notes(grid) -> tuple[np.ndarray, np.ndarray]:
+    """Pitches and durations (in 16th-note steps, rests merged into the note before) of a grid."""
+    grid = np.asarray(grid)
+    onsets = np.flatnonzero(grid >= 2)
+    pitches = grid[onsets] - 2 + symbolic.PITCH_LOW
+    durations = np.diff(np.r_[onsets, len(grid)])
+    return pitches, durations
+
+
+def melody_histograms(grids) -> dict:
+    """Normalised histograms over a set of grids: pitch class (12), interval (-12..12, 25), duration
+    (1..16 steps, 16; longer ones in the last bin)."""
+    pc, iv, du = np.zeros(12), np.zeros(25), np.zeros(16)
+    for grid in grids:
+        pitches, durations = grid_notes(grid)
+        np.add.at(pc, pitches % 12, 1)
+        np.add.at(iv, np.clip(np.diff(pitches), -12, 12) + 12, 1)
+        np.add.at(du, np.clip(durations, 1, 16) - 1, 1)
+    return {name: h / max(h.sum(), 1) for name, h in (("pitch_class", pc), ("interval", iv), ("duration", du))}
+
+
+def copied_fraction(generated_grids, training_grids, n: int = 8) -> float:
+    """The fraction of ``n``-note pitch runs of the generated grids that occur in the training grids."""
+    def runs(grid):
+        pitches = grid_notes(grid)[0]
+        return {tuple(pitches[i:i + n]) for i in range(len(pitches) - n + 1)}
+    seen = set().union(*(runs(g) for g in training_grids))
+    generated = [r for g in generated_grids for r in runs(g)]
+    return float(np.mean([r in seen for r in generated])) if generated else float("nan")
+
+
+# Polyphonic RNN (piano rolls) ---------------------------------------------------------------------
+
+
+@dataclass
+class PolyConfig:
+    n_keys: int = 88
+    hidden_dim: int = 256
+    n_layers: int = 1
+    dropout: float = 0.3
+    output: str = "independent"  # or "made"
+    made_dim: int = 256
+
+
+def made_masks(n_keys: int, made_dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MADE's connectivity masks for the key order low -> high (Germain et al. 2015).
+
+    Key k has degree k + 1; hidden unit d gets a degree m_d in 1..n_keys - 1. Input j may feed unit
+    d if j + 1 <= m_d; unit d may feed output k if m_d < k + 1. So output k sees only keys j < k.
+    Returns ``(input_to_hidden [shape=(D, K)], hidden_to_output [shape=(K, D)],
+    input_to_output [shape=(K, K)])``, the last the strictly lower-triangular direct connections.
+    """
+    key_degree = torch.arange(1, n_keys + 1)
+    unit_degree = torch.arange(made_dim) % (n_keys - 1) + 1
+    return ((unit_degree[:, None] >= key_degree[None, :]).float(),
+            (key_degree[:, None] > unit_degree[None, :]).float(),
+            torch.tril(torch.ones(n_keys, n_keys), diagonal=-1))
+
+
+class PolyRNN(nn.Module):
+    """An LSTM over piano-roll frames with independent or within-frame autoregressive (MADE) outputs.
+
+    The LSTM reads the previous frame v_{t-1} and summarises the past in h_t. Then:
+
+    - ``"independent"``: s_{t,k} = (W h_t + b)_k, so p(v_t | h_t) = prod_k Bernoulli(sigma(s_{t,k})).
+    - ``"made"``: the keys are predicted from low to high, each given h_t and the keys below it:
+      u_t = relu((M1 * W1) v_t + U h_t + c),  s_t = (M2 * W2) u_t + (M3 * W3) v_t + W h_t + b,
+      with the MADE masks M1, M2, M3 of `made_masks` (Germain et al. 2015), so that s_{t,k} depends
+      on v_{t,j} only for j < k. Teacher-forced training is one pass; the chain rule makes the sum of
+      the 88 Bernoulli terms the exact log-likelihood of the whole frame, as in the RNN-NADE of
+      Boulanger-Lewandowski et al. (2012), whose NADE is a special case of this construction.
+
+    Parameters
+    ----------
+    roll : Tensor [shape=(B, T, n_keys)], 0/1 frames v_0 .. v_{T-1}
+
+    Returns
+    -------
+    logits : Tensor [shape=(B, T - 1, n_keys)], the log-odds of frames v_1 .. v_{T-1} (for MADE,
+        each key's log-odds given the true keys below it: teacher forcing within the frame)
+    """
+
+    def __init__(self, config: PolyConfig):
+        super().__init__()
+        if config.output not in ("independent", "made"):
+            raise BadInputError(f"output={config.output!r}: expected 'independent' or 'made'")
+        self.config = config
+        self.lstm = nn.LSTM(config.n_keys, config.hidden_dim, config.n_layers, batch_first=True,
+                            dropout=config.dropout if config.n_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(config.dropout)
+        self.key_bias = nn.Linear(config.hidden_dim, config.n_keys)
+        if config.output == "made":
+            K, D = config.n_keys, config.made_dim
+            self.input_to_hidden = nn.Linear(K, D)
+            self.context_to_hidden = nn.Linear(config.hidden_dim, D, bias=False)
+            self.hidden_to_output = nn.Linear(D, K, bias=False)
+            self.input_to_output = nn.Linear(K, K, bias=False)
+            for name, mask in zip(("mask_in", "mask_out", "mask_direct"), made_masks(K, D)):
+                self.register_buffer(name, mask, persistent=False)
+
+    def summarise(self, roll, state=None):
+        """h_t for each next frame: [shape=(B, T, hidden_dim)] from frames [shape=(B, T, n_keys)]."""
+        h, state = self.lstm(roll.float(), state)
+        return self.dropout(h), state
+
+    def frame_logits(self, h, frame):
+        """Log-odds of ``frame`` [shape=(..., n_keys)] given h [shape=(..., hidden_dim)]."""
+        bias = self.key_bias(h)
+        if self.config.output == "independent":
+            return bias
+        v = frame.float()
+        u = torch.relu(nn.functional.linear(v, self.input_to_hidden.weight * self.mask_in,
+                                            self.input_to_hidden.bias) + self.context_to_hidden(h))
+        return (bias + nn.functional.linear(self.dropout(u), self.hidden_to_output.weight * self.mask_out)
+                + nn.functional.linear(v, self.input_to_output.weight * self.mask_direct))
+
+    def forward(self, roll):
+        h, _ = self.summarise(roll[:, :-1])
+        return self.frame_logits(h, roll[:, 1:])
+
+    @torch.no_grad()
+    def sample_frame(self, h, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw one frame [shape=(B, n_keys)] given h [shape=(B, hidden_dim)]: all keys at once
+        (independent), or key by key from low to high, each pass fixing one more key (MADE)."""
+        frame = torch.zeros(h.shape[0], self.config.n_keys, device=h.device)
+        keys = range(self.config.n_keys) if self.config.output == "made" else [slice(None)]
+        for k in keys:
+            p = torch.sigmoid(self.frame_logits(h, frame)[:, k])
+            frame[:, k] = torch.bernoulli(p.cpu(), generator=generator).to(h.device)
+        return frame
+
+    @torch.no_grad()
+    def generate(self, n_frames: int, prime=None, generator: torch.Generator | None = None) -> np.ndarray:
+        """Sample ``n_frames`` frames after ``prime`` (uint8 [shape=(T0 >= 1, n_keys)]; default: the
+        first frame is a C major triad). Returns the prime and the new frames, uint8 [shape=(T0 + n, K)]."""
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        if prime is None:
+            prime = np.zeros((1, self.config.n_keys), dtype=np.uint8)
+            prime[0, [48 - 21, 60 - 21, 64 - 21, 67 - 21]] = 1  # C3 C4 E4 G4
+        prime = check_rolls([prime], self.config.n_keys)[0]
+        frames = [torch.from_numpy(prime).float().to(device)]
+        h, state = self.summarise(frames[0][None])
+        h = h[:, -1]
+        for _ in range(n_frames):
+            frame = self.sample_frame(h, generator)
+            frames.append(frame)
+            h, state = self.summarise(frame[:, None], state)
+            h = h[:, -1]
+        self.train(was_training)
+        return torch.cat(frames).cpu().numpy().astype(np.uint8)
+
+
+def check_rolls(rolls, n_keys: int = 88, name: str = "piano roll") -> list[np.ndarray]:
+    """Check a list of piano rolls: each 2-D (T >= 2, n_keys), finite, 0/1; return them as uint8."""
+    if len(rolls) == 0:
+        raise BadInputError(f"{name}: no piano rolls (empty)")
+    out = []
+    for i, roll in enumerate(rolls):
+        roll = np.asarray(roll)
+        label = f"{name} #{i}" if len(rolls) > 1 else name
+        if roll.ndim != 2 or roll.shape[1] != n_keys:
+            raise BadInputError(f"{label}: expected shape (T, {n_keys}), got {roll.shape}")
+        if roll.shape[0] < 1:
+            raise BadInputError(f"{label}: no frames")
+        if not np.issubdtype(roll.dtype, np.number) and roll.dtype != bool:
+            raise BadInputError(f"{label}: expected numbers 0/1, got dtype {roll.dtype}")
+        values = roll.astype(np.float64)
+        if not np.all(np.isfinite(values)) or not np.all((values == 0) | (values == 1)):
+            raise BadInputError(f"{label}: values must be 0 or 1")
+        out.append(roll.astype(np.uint8))
+    return out
+
+
+def pad_rolls(rolls) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack rolls of different lengths: ``(rolls [shape=(B, T_max, K)], mask [shape=(B, T_max - 1)])``.
+
+    ``mask[b, t]`` is 1 where frame t + 1 of roll b exists: the frames that are predicted and scored.
+    """
+    T = max(len(r) for r in rolls)
+    batch = torch.zeros(len(rolls), T, rolls[0].shape[1])
+    mask = torch.zeros(len(rolls), T - 1)
+    for i, roll in enumerate(rolls):
+        batch[i, :len(roll)] = torch.from_numpy(np.asarray(roll, dtype=np.float32))
+        mask[i, :len(roll) - 1] = 1
+    return batch, mask
+
+
+@torch.no_grad()
+def score_rolls(model: PolyRNN, rolls, batch_size: int = 32) -> dict:
+    """NLL of piano rolls in nats per frame, the JSB Chorales convention: summed over the 88 keys,
+    averaged over all predicted frames of all rolls (each roll's first frame is only context).
+
+    Returns ``{"nll_per_frame", "n_frames", "n_rolls"}``.
+    """
+    rolls = [r for r in check_rolls(rolls, model.config.n_keys) if len(r) >= 2]
+    if not rolls:
+        raise BadInputError("piano roll: every roll has fewer than 2 frames; nothing to score")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, n_frames = 0.0, 0
+    for i in range(0, len(rolls), batch_size):
+        batch, mask = pad_rolls(rolls[i:i + batch_size])
+        batch, mask = batch.to(device), mask.to(device)
+        n = mask.sum().item()
+        total += losses.pianoroll_nll(model(batch).float(), batch[:, 1:], mask).item() * n
+        n_frames += int(n)
+    model.train(was_training)
+    return {"nll_per_frame": total / n_frames, "n_frames": n_frames, "n_rolls": len(rolls)}
+
+
+def read_pianorolls(path, n_keys: int = 88) -> list[np.ndarray]:
+    """Read piano rolls a user brings: a MIDI file (quarter-note frames, as in the JSB data) or an
+    ``.npz`` of (T, n_keys) 0/1 arrays (every array in the file is one roll)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise BadInputError(f"{path}: empty file")
+    suffix = path.suffix.lower()
+    if suffix in symbolic.MIDI_SUFFIXES:
+        notes = symbolic.midi_to_notes(path)
+        if not notes:
+            raise BadInputError(f"{path}: no notes")
+        return check_rolls([symbolic.notes_to_pianoroll(notes)], n_keys, str(path))
+    if suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                rolls = [data[key] for key in data.files]
+        except (ValueError, OSError) as error:
+            raise BadInputError(f"{path}: not a readable .npz file ({error})") from None
+        return check_rolls(rolls, n_keys, str(path))
+    raise BadInputError(f"{path}: expected a MIDI file (.mid, .midi) or an .npz of (T, {n_keys}) arrays")
+
+
+def read_pianoroll_folder(path, n_keys: int = 88) -> dict[str, list[np.ndarray]]:
+    """Training data a user brings for ``train poly-rnn --data PATH``: ``train.npz`` and ``valid.npz``
+    in PATH, or a folder of MIDI files (split 90/10 by a hash of each file name). Returns
+    ``{"train": rolls, "valid": rolls}``."""
+    from pathlib import Path
+
+    folder = Path(path)
+    if not folder.is_dir():
+        raise BadInputError(f"{folder}: not a folder")
+    if (folder / "train.npz").exists():
+        if not (folder / "valid.npz").exists():
+            raise BadInputError(f"{folder}: has train.npz but no valid.npz")
+        return {split: read_pianorolls(folder / f"{split}.npz", n_keys) for split in ("train", "valid")}
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in symbolic.MIDI_SUFFIXES)
+    if not files:
+        raise BadInputError(f"{folder}: no train.npz / valid.npz and no MIDI files")
+    if len(files) < 2:
+        raise BadInputError(f"{folder}: one MIDI file cannot be split into train and valid; bring at least 2")
+    # The 10 % of files with the lowest hash of their name (at least one) validate: a fixed split.
+    files.sort(key=lambda f: hashlib.sha1(f.name.encode("utf-8")).hexdigest())
+    n_valid = max(1, round(0.1 * len(files)))
+    return {"train": [r for f in files[n_valid:] for r in read_pianorolls(f, n_keys)],
+            "valid": [r for f in files[:n_valid] for r in read_pianorolls(f, n_keys)]}
+
+
+# Sample-level audio RNN ----------------------------------------------------------------------------
+
+
+@dataclass
+class AudioConfig:
+    n_classes: int = 256  # mu-law levels; the input is always the previous sample's level
+    embed_dim: int = 32
+    hidden_dim: int = 128
+    output: str = "categorical"  # or "gaussian": one number, the mean, trained with MSE
+
+
+class AudioRNN(nn.Module):
+    """p(y_t | y_<t) over mu-law levels: a GRU with a categorical or a Gaussian output.
+
+    Parameters
+    ----------
+    levels : LongTensor [shape=(B, T)], mu-law levels of y_0 .. y_{T-1}
+
+    Returns
+    -------
+    out : Tensor [shape=(B, T, n_classes)] logits of the next level (categorical), or
+        [shape=(B, T)] the mean of the next sample in [-1, 1] (gaussian)
+    state : the GRU state
+    """
+
+    def __init__(self, config: AudioConfig):
+        super().__init__()
+        if config.output not in ("categorical", "gaussian"):
+            raise BadInputError(f"output={config.output!r}: expected 'categorical' or 'gaussian'")
+        self.config = config
+        self.embed = nn.Embedding(config.n_classes, config.embed_dim)
+        self.gru = nn.GRU(config.embed_dim, config.hidden_dim, batch_first=True)
+        self.head = nn.Linear(config.hidden_dim, config.n_classes if config.output == "categorical" else 1)
+
+    def forward(self, levels, state=None):
+        h, state = self.gru(self.embed(levels), state)
+        out = self.head(h)
+        return (out if self.config.output == "categorical" else torch.tanh(out[..., 0])), state
+
+    @torch.no_grad()
+    def generate(self, n_samples: int, prime, sigma: float = 0.0, temperature: float = 1.0,
+                 generator: torch.Generator | None = None) -> np.ndarray:
+        """Continue ``prime`` (mu-law levels, [shape=(T0 >= 1,)]) by ``n_samples`` levels.
+
+        Categorical: sample softmax(logits / temperature). Gaussian: mean + sigma * noise, quantised
+        to the nearest level (``sigma=0``: the mean itself, what a plain MSE model outputs).
+        Returns the new levels, int64 [shape=(n_samples,)].
+        """
+        from .. import audio
+
+        was_training = self.training
+        self.eval()
+        prime = torch.as_tensor(np.asarray(prime, dtype=np.int64))[None]
+        out, state = self(prime)
+        out = out[:, -1]
+        levels = torch.empty(n_samples, dtype=torch.long)
+        mu = self.config.n_classes - 1
+        for i in range(n_samples):
+            if self.config.output == "categorical":
+                level = torch.multinomial(torch.softmax(out[0] / temperature, -1), 1, generator=generator)[0]
+            else:
+                y = out[0] + sigma * torch.randn((), generator=generator)
+                level = torch.as_tensor(int(audio.mu_law_encode(np.clip(y.item(), -1, 1), mu)))
+            levels[i] = level
+            step = self.embed(level.view(1, 1))
+            h, state = self.gru(step, state)
+            out = self.head(h)[:, -1]
+            if self.config.output == "gaussian":
+                out = torch.tanh(out[..., 0])
+        self.train(was_training)
+        return levels.numpy()
+
+
+def mu_law_bin_edges(n_classes: int = 256) -> torch.Tensor:
+    """Amplitude edges [shape=(n_classes + 1,)] of the mu-law levels' bins: midpoints between the
+    decoded levels, with -inf / +inf outside, so that every amplitude falls in exactly one bin."""
+    from .. import audio
+
+    centres = torch.from_numpy(np.asarray(audio.mu_law_decode(np.arange(n_classes), n_classes - 1),
+                                          dtype=np.float64))
+    inf = torch.tensor([float("inf")], dtype=torch.float64)
+    return torch.cat([-inf, (centres[1:] + centres[:-1]) / 2, inf])
