@@ -149,7 +149,7 @@ def score_gan_diversity(generator, data: dict, program: int, pitch: int, n: int 
 
 
 def train_gan(out_dir="runs", steps: int | None = None, command: str = "", loss: str = "hinge",
-              mode_seeking: float = 1.0, progress: bool = True) -> dict:
+              mode_seeking: float = 0.25, progress: bool = True) -> dict:
     """The chapter-3 conditional SpecGAN on varied SoundFont notes (6 instruments x 25 pitches)."""
     import copy
 
