@@ -1,0 +1,37 @@
+"""Training recipes: one function per model the book trains, behind ``python -m musiclab train NAME``.
+
+A recipe builds the data and the model at the size of the current mode, trains with `train.fit`
+(resuming from ``out_dir/NAME.pt`` if a run was interrupted), evaluates on held-out data and writes
+``out_dir/NAME.safetensors`` with a JSON sidecar recording the command, config, data, metrics,
+device and wall time. Each chapter's recipes live in their own module; `RECIPES` maps the
+command-line names to them.
+
+Chapter: notebooks/02_learning_to_generate.ipynb
+"""
+from .common import CHECKPOINTS
+from .gan import evaluate_gan, gan_batches, gan_step, score_gan_diversity, train_gan
+from .next_token import next_token_step, score_next_token, train_next_token
+from .rnn import (AUDIO_HELD_OUT_PITCHES, AUDIO_PROGRAM, AUDIO_SR, AUDIO_TRAIN_PITCHES, audio_notes, audio_step,
+                  load_rnn, melody_generation_report, melody_step, poly_batches, poly_step, score_audio,
+                  score_melody, score_pianoroll_file, train_audio, train_melody, train_poly)
+from .vae import (melody_slices, score_timbre, timbre_split, train_vae_melody, train_vae_timbre, vae_melody_step,
+                  vae_timbre_step)
+
+RECIPES = {
+    "next-token": train_next_token,
+    "gan": train_gan,
+    "vae-melody": train_vae_melody,
+    "vae-timbre": train_vae_timbre,
+    "melody-rnn": train_melody,
+    "poly-rnn": train_poly,
+    "poly-made": lambda **kwargs: train_poly(output="made", **kwargs),
+    "audio-rnn": train_audio,
+    "audio-rnn-mse": lambda **kwargs: train_audio(output="gaussian", **kwargs),
+}
+
+__all__ = ["CHECKPOINTS", "RECIPES", "AUDIO_HELD_OUT_PITCHES", "AUDIO_PROGRAM", "AUDIO_SR", "AUDIO_TRAIN_PITCHES",
+           "audio_notes", "audio_step", "evaluate_gan", "gan_batches", "gan_step", "load_rnn",
+           "melody_generation_report", "melody_slices", "melody_step", "next_token_step", "poly_batches", "poly_step",
+           "score_audio", "score_gan_diversity", "score_melody", "score_next_token", "score_pianoroll_file",
+           "score_timbre", "timbre_split", "train_audio", "train_gan", "train_melody", "train_next_token", "train_poly",
+           "train_vae_melody", "train_vae_timbre", "vae_melody_step", "vae_timbre_step"]

@@ -1,0 +1,39 @@
+"""What every recipe shares: early stopping on a held-out score and writing weights with a sidecar."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from .. import config, train
+
+
+def _keep_best(model, score, key: str) -> tuple:
+    """Wrap an evaluation so that the weights with the lowest ``key`` so far are kept (early stopping).
+
+    Returns ``(evaluate, best)``; ``best["state"]`` holds those weights, ``best[key]`` their score.
+    """
+    best = {key: float("inf"), "state": None}
+
+    def evaluate():
+        scores = score()
+        if scores[key] < best[key]:
+            best[key] = scores[key]
+            best["state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return scores
+
+    return evaluate, best
+
+
+def _finish(name: str, out_dir: Path, model, model_config, metrics: dict, start: float, command: str,
+            data: str, **extra) -> dict:
+    wall_time_s = round(time.perf_counter() - start, 1)
+    meta = {"command": command, "mode": config.get_mode(), "data": data, "metrics": metrics,
+            "device": str(config.get_device()), "torch_threads": torch.get_num_threads(),
+            "wall_time_s": wall_time_s, **extra}
+    train.save_weights(out_dir / f"{name}.safetensors", model, model_config, meta)
+    return {"weights": str(out_dir / f"{name}.safetensors"), **metrics, "wall_time_s": wall_time_s}
+
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"

@@ -1,0 +1,308 @@
+"""The chapter-5 RNNs: ``python -m musiclab train melody-rnn | poly-rnn | poly-made | audio-rnn | audio-rnn-mse``.
+
+Chapter: notebooks/05_rnn.ipynb
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import config, datasets, losses, train
+from ..errors import BadInputError
+from .common import CHECKPOINTS, _finish, _keep_best
+
+
+def poly_step(model):
+    """The step function of the polyphonic RNNs: NLL per frame of a padded batch of piano rolls."""
+
+    def step(batch, update):
+        rolls, mask = batch
+        loss = losses.pianoroll_nll(model(rolls), rolls[:, 1:], mask)
+        update(loss)
+        return {"train_nll": loss}
+
+    return step
+
+
+def poly_batches(rolls, batch_size: int = 16, n_frames: int | None = None):
+    """Shuffled padded batches ``(rolls [shape=(B, T, 88)], mask [shape=(B, T - 1)])``; with
+    ``n_frames``, long rolls are cut at a random start to that many frames."""
+    from ..models import rnn
+
+    def collate(items):
+        if n_frames:
+            items = [r[s:s + n_frames] for r in items
+                     for s in [int(torch.randint(max(len(r) - n_frames, 0) + 1, ()))]]
+        return rnn.pad_rolls(items)
+
+    rolls = [r for r in rolls if len(r) >= 2]
+    return torch.utils.data.DataLoader(rolls, batch_size=batch_size, shuffle=True, drop_last=len(rolls) > batch_size,
+                                       collate_fn=collate)
+
+
+def train_poly(out_dir="runs", steps: int | None = None, command: str = "", output: str = "independent",
+               data: str | None = None, progress: bool = True, name: str | None = None) -> dict:
+    """The chapter-5 polyphonic LSTM (independent or NADE outputs) on the JSB-like chorales, or on
+    the piano rolls in folder ``data`` (see `models.rnn.read_pianoroll_folder`).
+
+    Trains with early stopping on the validation NLL; reports nats per frame on valid (and test for
+    the chorales), the convention of the published JSB Chorales results.
+    """
+    from ..models import rnn
+
+    config.seed_everything(0)
+    name = name or ("poly-rnn" if output == "independent" else "poly-made")
+    if data is None:
+        rolls = {split: [c.roll for c in datasets.load_chorales(split)] for split in datasets.SPLITS}
+        description = "JSB-like Bach chorales (music21 corpus, quarter-note frames, in C), split by hash"
+    else:
+        rolls = rnn.read_pianoroll_folder(data)
+        description = f"user piano rolls from {data}"
+    model_config = rnn.PolyConfig(output=output, hidden_dim=config.pick(128, 256),
+                                  dropout=config.pick(0.2, 0.4), made_dim=config.pick(128, 512))
+    model = rnn.PolyRNN(model_config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.pick(3e-3, 1e-3))
+    n_steps = steps or config.pick(150, 2500)
+    evaluate, best = _keep_best(model, lambda: {"valid_nll": rnn.score_rolls(model, rolls["valid"])["nll_per_frame"]},
+                                "valid_nll")
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    history = train.fit(model, optimizer, poly_step(model), poly_batches(rolls["train"], 16), n_steps,
+                        evaluate=evaluate, eval_every=config.pick(25, 100), log_every=config.pick(10, 50),
+                        checkpoint_path=out_dir / f"{name}.pt", checkpoint_every=500, config=model_config,
+                        progress=progress, desc=name)
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    metrics = {"valid_nll": round(rnn.score_rolls(model, rolls["valid"])["nll_per_frame"], 4), "steps": n_steps,
+               "best_step": min((r for r in history if "valid_nll" in r), key=lambda r: r["valid_nll"])["step"]}
+    if "test" in rolls:
+        metrics["test_nll"] = round(rnn.score_rolls(model, rolls["test"])["nll_per_frame"], 4)
+    result = _finish(name, out_dir, model, model_config, metrics, start, command, description,
+                     units="nats per frame, summed over 88 keys, first frame of each roll excluded")
+    result["history"] = history
+    return result
+
+
+
+
+
+def load_rnn(name: str, weights=None):
+    """Load a chapter-5 model: the shipped ``musiclab/checkpoints/NAME.safetensors`` or ``weights``.
+    Returns ``(model, sidecar)``."""
+    from ..models import rnn
+
+    classes = {"melody-rnn": (rnn.MelodyRNN, rnn.MelodyConfig), "poly-rnn": (rnn.PolyRNN, rnn.PolyConfig),
+               "poly-made": (rnn.PolyRNN, rnn.PolyConfig), "audio-rnn": (rnn.AudioRNN, rnn.AudioConfig),
+               "audio-rnn-mse": (rnn.AudioRNN, rnn.AudioConfig)}
+    if name not in classes:
+        raise BadInputError(f"unknown model {name!r}; choose one of: {', '.join(classes)}")
+    return train.load_weights(weights or CHECKPOINTS / f"{name}.safetensors", *classes[name])
+
+
+def score_pianoroll_file(name: str, path, weights=None) -> dict:
+    """``python -m musiclab score poly-rnn FILE``: NLL of the piano rolls in FILE (MIDI or .npz of
+    (T, 88) 0/1 arrays) in nats per frame, summed over the 88 keys, first frame of each roll excluded."""
+    from ..models import rnn
+
+    if name not in ("poly-rnn", "poly-made"):
+        raise BadInputError(f"score: {name!r} does not score piano rolls; use poly-rnn or poly-made")
+    model, _ = load_rnn(name, weights)
+    return rnn.score_rolls(model, rnn.read_pianorolls(path))
+
+
+def melody_step(model):
+    """The step function of the melody RNN: teacher-forced next-token NLL over whole chunks."""
+
+    def step(batch, update):
+        inputs, targets, region, tune_type = batch
+        logits, _ = model(inputs, region, tune_type)
+        loss = losses.sequence_nll(logits, targets)
+        update(loss)
+        return {"train_nll": loss}
+
+    return step
+
+
+@torch.no_grad()
+def score_melody(model, data, batch_size: int = 64) -> dict:
+    """Held-out NLL (nats/token) and next-token accuracy, teacher-forced, over the non-padding tokens."""
+    total, correct, n = 0.0, 0, 0
+    device = next(model.parameters()).device
+    for i in range(0, len(data[0]), batch_size):
+        inputs, targets, region, tune_type = (t[i:i + batch_size].to(device) for t in data)
+        logits, _ = model(inputs, region, tune_type)
+        keep = targets >= 0
+        total += torch.nn.functional.cross_entropy(logits[keep].float(), targets[keep], reduction="sum").item()
+        correct += (logits[keep].argmax(-1) == targets[keep]).sum().item()
+        n += keep.sum().item()
+    return {"valid_nll": total / n, "valid_accuracy": correct / n}
+
+
+def melody_generation_report(model, train_tunes, held_out_tunes, n_tunes: int = 50, n_steps: int = 256,
+                             temperature: float = 1.0, seed: int = 0) -> dict:
+    """Generate ``n_tunes`` melodies (conditioned on the labels of random held-out tunes) and compare
+    them with the held-out tunes: Jensen-Shannon divergence (nats) of the pitch-class, interval and
+    duration histograms, the same for training vs held-out as a reference, the fraction of generated
+    8-note runs found in the training set, and the time to generate one melody."""
+    from ..models import rnn
+
+    generator = torch.Generator().manual_seed(seed)
+    picks = torch.randint(len(held_out_tunes), (n_tunes,), generator=generator).tolist()
+    generated, times = [], []
+    for i in picks:
+        start = time.perf_counter()
+        generated.append(model.generate(n_steps, region=held_out_tunes[i].region,
+                                        tune_type=held_out_tunes[i].tune_type, temperature=temperature,
+                                        generator=generator))
+        times.append(time.perf_counter() - start)
+    histograms = {name: rnn.melody_histograms([t.grid for t in tunes])
+                  for name, tunes in (("train", train_tunes), ("held_out", held_out_tunes))}
+    histograms["generated"] = rnn.melody_histograms(generated)
+    report = {}
+    for feature in ("pitch_class", "interval", "duration"):
+        as_tensor = lambda which: torch.from_numpy(histograms[which][feature])
+        report[f"js_{feature}_generated"] = losses.js_divergence(as_tensor("generated"), as_tensor("held_out")).item()
+        report[f"js_{feature}_train"] = losses.js_divergence(as_tensor("train"), as_tensor("held_out")).item()
+    report["copied_8_note_runs"] = rnn.copied_fraction(generated, [t.grid for t in train_tunes])
+    report["copied_8_note_runs_held_out"] = rnn.copied_fraction([held_out_tunes[i].grid for i in picks],
+                                                                 [t.grid for t in train_tunes])
+    report["generate_ms_median"] = 1000 * float(np.median(times))
+    return {"report": report, "generated": generated}
+
+
+def train_melody(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True) -> dict:
+    """The chapter-5 melody RNN: an LSTM language model over the folk melodies' event grids,
+    conditioned on region and tune type."""
+    from ..models import rnn
+
+    config.seed_everything(0)
+    train_tunes, valid_tunes = datasets.load_folk("train"), datasets.load_folk("valid")
+    regions, tune_types = rnn.condition_labels(train_tunes, min_count=config.pick(10, 50))
+    model_config = rnn.MelodyConfig(regions=regions, tune_types=tune_types, hidden_dim=config.pick(128, 256),
+                                    n_layers=1)
+    length = config.pick(128, 256)
+    train_data = rnn.melody_sequences(train_tunes, model_config, length)
+    valid_data = rnn.melody_sequences(valid_tunes, model_config, length)
+    model = rnn.MelodyRNN(model_config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*train_data), batch_size=32,
+                                         shuffle=True, drop_last=True)
+    n_steps = steps or config.pick(150, 700)
+    evaluate, best = _keep_best(model, lambda: score_melody(model, valid_data), "valid_nll")
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    history = train.fit(model, optimizer, melody_step(model), loader, n_steps, evaluate=evaluate,
+                        eval_every=config.pick(50, 250), log_every=config.pick(10, 50),
+                        checkpoint_path=out_dir / "melody-rnn.pt", checkpoint_every=500, config=model_config,
+                        progress=progress, desc="melody-rnn")
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    scores = score_melody(model, valid_data)
+    report = melody_generation_report(model, train_tunes, valid_tunes, n_tunes=config.pick(10, 50))["report"]
+    metrics = {**{k: round(v, 4) for k, v in {**scores, **report}.items()}, "steps": n_steps}
+    result = _finish("melody-rnn", out_dir, model, model_config, metrics, start, command,
+                     "folk melodies (music21 corpus), train/valid split by hash",
+                     units="nats per token, 16th-note event grid; JS divergences in nats")
+    result["history"] = history
+    return result
+
+
+
+
+AUDIO_SR = 8000
+AUDIO_PROGRAM = 71  # clarinet: a steady, nearly periodic tone that a small model can learn
+
+
+def audio_notes(pitches, sr: int = AUDIO_SR, program: int = AUDIO_PROGRAM) -> np.ndarray:
+    """The audio RNN's data: one 0.5 s note (plus 0.1 s release) per pitch at ``sr``, mu-law levels
+    int64 [shape=(n_pitches, n)]."""
+    from .. import audio
+
+    notes = audio.one_shot_note_set([program], list(pitches), velocities=(100,), duration_s=0.5,
+                                    release_s=0.1, sr=sr)
+    y = notes["y"] / np.abs(notes["y"]).max() * 0.9
+    return audio.mu_law_encode(y)
+
+
+AUDIO_TRAIN_PITCHES = (60, 62, 64, 65, 67, 69, 71, 72)
+AUDIO_HELD_OUT_PITCHES = (63, 66, 70)
+
+
+def audio_step(model):
+    """The step function of the audio RNN: categorical NLL of the next mu-law level, or the mean
+    squared error of the next sample (a Gaussian NLL with a fixed variance, up to constants)."""
+    from .. import audio
+
+    def step(batch, update):
+        (levels,) = batch
+        out, _ = model(levels[:, :-1])
+        if model.config.output == "categorical":
+            loss = losses.sequence_nll(out, levels[:, 1:])
+        else:
+            loss = ((out - audio.mu_law_decode(levels[:, 1:])) ** 2).mean()
+        update(loss)
+        return {"train_loss": loss}
+
+    return step
+
+
+@torch.no_grad()
+def score_audio(model, levels: torch.Tensor, sigma: float | None = None) -> dict:
+    """Teacher-forced NLL of the next mu-law level in nats per sample, for both output types on the
+    same 256 bins (a Gaussian is integrated over each level's amplitude bin), and the MSE of the
+    prediction (the categorical model predicts its distribution's mean amplitude)."""
+    from .. import audio
+    from ..models import rnn
+
+    out, _ = model(levels[:, :-1])
+    target_levels, target_y = levels[:, 1:], audio.mu_law_decode(levels[:, 1:])
+    if model.config.output == "categorical":
+        centres = audio.mu_law_decode(torch.arange(model.config.n_classes))
+        mean = torch.softmax(out.float(), -1) @ centres
+        nll = losses.sequence_nll(out, target_levels).item()
+    else:
+        mean = out.float()
+        sigma = sigma if sigma is not None else ((mean - target_y) ** 2).mean().sqrt().item()
+        nll = losses.gaussian_binned_nll(target_levels.flatten(), mean.flatten().double(), sigma,
+                                         rnn.mu_law_bin_edges(model.config.n_classes)).item()
+    return {"nll": nll, "mse": ((mean - target_y) ** 2).mean().item(), "sigma": sigma}
+
+
+def train_audio(out_dir="runs", steps: int | None = None, command: str = "", output: str = "categorical",
+                progress: bool = True) -> dict:
+    """The chapter-5 sample-level audio RNN on SoundFont clarinet notes at 8 kHz, with a categorical
+    mu-law output (``audio-rnn``) or a Gaussian output trained with MSE (``audio-rnn-mse``)."""
+    from ..models import rnn
+
+    config.seed_everything(0)
+    name = "audio-rnn" if output == "categorical" else "audio-rnn-mse"
+    train_levels = torch.from_numpy(audio_notes(AUDIO_TRAIN_PITCHES))
+    held_out = torch.from_numpy(audio_notes(AUDIO_HELD_OUT_PITCHES))
+    model_config = rnn.AudioConfig(output=output, hidden_dim=config.pick(64, 128))
+    model = rnn.AudioRNN(model_config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    length = 256
+    windows = train_levels.unfold(1, length + 1, length // 2).reshape(-1, length + 1)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(windows), batch_size=16, shuffle=True,
+                                         drop_last=True)
+    n_steps = steps or config.pick(40, 800)
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    history = train.fit(model, optimizer, audio_step(model), loader, n_steps,
+                        evaluate=lambda: {f"valid_{k}": v for k, v in score_audio(model, held_out).items()
+                                          if v is not None},
+                        eval_every=max(n_steps // 5, 1), log_every=10, checkpoint_path=out_dir / f"{name}.pt",
+                        checkpoint_every=500, config=model_config, progress=progress, desc=name)
+    # A fixed-variance Gaussian's maximum-likelihood sigma is the RMS residual on the training data.
+    sigma = score_audio(model, train_levels)["sigma"] if output == "gaussian" else None
+    scores = score_audio(model, held_out, sigma)
+    metrics = {**{f"held_out_{k}": round(v, 5) for k, v in scores.items() if v is not None}, "steps": n_steps}
+    result = _finish(name, out_dir, model, model_config, metrics, start, command,
+                     f"SoundFont TimGM6mb program {AUDIO_PROGRAM}, {AUDIO_SR} Hz, train pitches "
+                     f"{list(AUDIO_TRAIN_PITCHES)}, held-out pitches {list(AUDIO_HELD_OUT_PITCHES)}",
+                     units="nats per sample over the 256 mu-law levels")
+    result["history"] = history
+    return result

@@ -1,0 +1,180 @@
+"""The chapter-4 melody and timbre VAEs: ``python -m musiclab train vae-melody | vae-timbre``.
+
+Chapter: notebooks/04_vae.ipynb
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import config, datasets, losses, train
+
+
+def vae_melody_step(model, beta: float = 0.2, free_nats: float = 16.0, warmup_steps: int = 1000,
+                    word_dropout: float = 0.0):
+    """The step function of the melody VAE: -ELBO with KL annealing and free bits, one update.
+
+    loss = sum_t CE(x_t | x_<t, z) + beta_t * max(KL - free_nats, 0), beta_t rising linearly from 0
+    to ``beta`` over ``warmup_steps`` (per example: summed over the 32 steps, averaged over the batch);
+    ``word_dropout`` hides that share of the decoder's previous tokens (see `models.vae.MelodyVAE`).
+    Logged: the loss, the reconstruction NLL, the (unclipped) KL, and the teacher-forced accuracy.
+    """
+    count = {"step": 0}
+
+    def step(tokens, update):
+        logits, mu, logvar, _ = model(tokens, word_dropout=word_dropout)
+        nll = losses.categorical_nll(logits, tokens) * tokens.shape[1]
+        kl = losses.gaussian_kl(mu, logvar)
+        weight = losses.kl_weight(count["step"], warmup_steps, beta)
+        loss = losses.negative_elbo(nll, losses.free_bits_kl(mu, logvar, free_nats), weight)
+        update(loss)
+        count["step"] += 1
+        return {"loss": loss, "nll": nll, "kl": kl,
+                "train_accuracy": (logits.argmax(1) == tokens).float().mean()}
+
+    return step
+
+
+def melody_slices(tunes, transpose=range(-5, 7), max_slices: int | None = None, seed: int = 0) -> torch.Tensor:
+    """2-bar (32-step) slices of ``tunes`` as a LongTensor [shape=(N, 32)] (no augmentation when
+    ``transpose`` is None), optionally a fixed random subset of ``max_slices``."""
+    data = datasets.GridSliceDataset(tunes, n_bars=2, transpose=transpose)
+    tokens = torch.from_numpy(data.windows.astype(np.int64))
+    if max_slices is not None and len(tokens) > max_slices:
+        keep = np.random.default_rng(seed).choice(len(tokens), max_slices, replace=False)
+        tokens = tokens[np.sort(keep)]
+    return tokens
+
+
+def train_vae_melody(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
+                     beta: float = 0.1, free_nats: float = 48.0, word_dropout: float = 0.25) -> dict:
+    """The chapter-4 melody VAE on 2-bar slices of the folk melodies of all regions."""
+    from ..models import vae
+
+    config.seed_everything(0)
+    model_config = vae.MelodyVaeConfig(encoder_dim=config.pick(96, 128), decoder_dim=config.pick(192, 256),
+                                       z_dim=64)
+    batch_size = 64
+    train_data = datasets.GridSliceDataset(datasets.load_folk("train"), n_bars=2)
+    valid_tokens = melody_slices(datasets.load_folk("valid"), transpose=None, max_slices=2000)
+    model = vae.MelodyVAE(model_config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    n_steps = steps or config.pick(300, 6000)
+    loader = torch.utils.data.DataLoader(train_data, batch_size=batch_size, shuffle=True, drop_last=True)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.05, 1 - s / n_steps))
+
+    step_fn = vae_melody_step(model, beta=beta, free_nats=free_nats, warmup_steps=max(n_steps // 6, 1),
+                              word_dropout=word_dropout)
+
+    def step_with_schedule(batch, update):
+        logged = step_fn(batch, update)
+        scheduler.step()
+        return logged
+
+    def evaluate():
+        scores = vae.reconstruction_accuracy(model, valid_tokens)
+        return {f"valid_{k}": v for k, v in scores.items() if k != "n_slices"}
+
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    train.fit(model, optimizer, step_with_schedule, loader, n_steps, evaluate=evaluate,
+              eval_every=max(n_steps // 6, 1), log_every=25, checkpoint_path=out_dir / "vae-melody.pt",
+              checkpoint_every=500, config=model_config, progress=progress, desc="melody VAE")
+    wall_time_s = round(time.perf_counter() - start, 1)
+    test_tunes = datasets.load_folk("test")
+    test_tokens = melody_slices(test_tunes, transpose=None)
+    test = vae.reconstruction_accuracy(model, test_tokens)
+    stats = vae.posterior_statistics(model, test_tokens)
+    per_region = {}
+    for region in sorted({t.region for t in test_tunes}):
+        scores = vae.reconstruction_accuracy(model, melody_slices([t for t in test_tunes if t.region == region],
+                                                                  transpose=None))
+        per_region[region] = {k: round(v, 4) for k, v in scores.items()}
+    metrics = {**{f"test_{k}": round(v, 4) for k, v in test.items()}, "test_per_region": per_region,
+               "test_kl_nats": round(float(stats["kl_per_dim"].sum()), 2), "active_units": stats["active_units"],
+               "steps": n_steps, "batch_size": batch_size}
+    meta = {"command": command, "mode": config.get_mode(), "beta": beta, "free_nats": free_nats,
+            "word_dropout": word_dropout,
+            "data": "folk melodies of all regions, 2-bar slices (hop 1 bar), train split with transposition "
+                    "-5..+6; metrics on every 2-bar slice of the test split, untransposed",
+            "metrics": metrics, "device": str(config.get_device()), "torch_threads": torch.get_num_threads(),
+            "wall_time_s": wall_time_s}
+    train.save_weights(out_dir / "vae-melody.safetensors", model, model_config, meta)
+    return {"weights": str(out_dir / "vae-melody.safetensors"), **metrics, "wall_time_s": wall_time_s}
+
+
+def vae_timbre_step(model, beta: float = 1.0, sigma: float = 0.1, warmup_steps: int = 500):
+    """The step function of the timbre VAE: -ELBO with a fixed-variance Gaussian decoder.
+
+    -log p(x|z) = sum_pixels (x - x_mean)^2 / (2 sigma^2) + const; KL annealed over ``warmup_steps``.
+    """
+    count = {"step": 0}
+
+    def step(batch, update):
+        x, _ = batch
+        x_mean, mu, logvar, _ = model(x)
+        nll = ((x - x_mean) ** 2).flatten(1).sum(1).mean() / (2 * sigma**2)
+        kl = losses.gaussian_kl(mu, logvar)
+        loss = losses.negative_elbo(nll, kl, losses.kl_weight(count["step"], warmup_steps, beta))
+        update(loss)
+        count["step"] += 1
+        return {"loss": loss, "nll": nll, "kl": kl, "rmse": ((x - x_mean) ** 2).mean().sqrt()}
+
+    return step
+
+
+def timbre_split(notes: dict) -> np.ndarray:
+    """Held-out mask of a timbre note set: every fourth pitch (the model never hears those pitches)."""
+    return (notes["pitch"] % 4) == 1
+
+
+def score_timbre(model, notes: dict, test: np.ndarray, k: int = 5) -> dict:
+    """kNN instrument accuracy in latent space (train-pitch means -> held-out-pitch means), the same
+    for the raw normalised log-mels (the baseline), and the held-out reconstruction RMSE."""
+    from ..models import vae
+
+    with torch.no_grad():
+        mu, _ = model.encode(torch.from_numpy(notes["x"]))
+        x_mean = model.decode(mu).cpu().numpy()
+    mu = mu.cpu().numpy()
+    labels = notes["program"]
+    flat = notes["x"].reshape(len(labels), -1)
+    return {"knn_latent": vae.knn_accuracy(mu[~test], labels[~test], mu[test], labels[test], k),
+            "knn_log_mel": vae.knn_accuracy(flat[~test], labels[~test], flat[test], labels[test], k),
+            "test_rmse": float(np.sqrt(((x_mean[test] - notes["x"][test]) ** 2).mean()))}
+
+
+def train_vae_timbre(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
+                     beta: float = 1.0) -> dict:
+    """The chapter-4 timbre VAE on SoundFont one-shot notes of 8 instruments."""
+    from ..models import vae
+
+    config.seed_everything(0)
+    model_config = vae.TimbreVaeConfig()  # 256 hidden units: the weights stay small (about 5 MB)
+    notes = vae.timbre_note_set(model_config, velocities=config.pick((90,), (60, 90, 120)))
+    test = timbre_split(notes)
+    x = torch.from_numpy(notes["x"][~test])
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, torch.from_numpy(notes["program"][~test])),
+                                         batch_size=64, shuffle=True, drop_last=True)
+    model = vae.TimbreVAE(model_config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    n_steps = steps or config.pick(300, 4000)
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    history = train.fit(model, optimizer, vae_timbre_step(model, beta=beta, warmup_steps=max(n_steps // 8, 1)),
+                        loader, n_steps, evaluate=lambda: score_timbre(model, notes, test),
+                        eval_every=max(n_steps // 4, 1), log_every=25, checkpoint_path=out_dir / "vae-timbre.pt",
+                        checkpoint_every=1000, config=model_config, progress=progress, desc="timbre VAE")
+    wall_time_s = round(time.perf_counter() - start, 1)
+    metrics = {**{k: round(v, 4) for k, v in history[-1].items() if k != "step"}, "steps": n_steps,
+               "n_train_notes": int((~test).sum()), "n_test_notes": int(test.sum())}
+    meta = {"command": command, "mode": config.get_mode(), "beta": beta,
+            "data": f"SoundFont TimGM6mb one-shot notes, programs {list(vae.TIMBRE_PROGRAMS)}, pitches 48-84 "
+                    "(held out: pitch % 4 == 1), velocities as in the config's mode; silent renders dropped",
+            "metrics": metrics, "device": str(config.get_device()), "torch_threads": torch.get_num_threads(),
+            "wall_time_s": wall_time_s}
+    train.save_weights(out_dir / "vae-timbre.safetensors", model, model_config, meta)
+    return {"weights": str(out_dir / "vae-timbre.safetensors"), **metrics, "wall_time_s": wall_time_s}
