@@ -176,6 +176,20 @@ def transpose_grid(grid, semitones: int) -> np.ndarray:
     return out
 
 
+def sounding_tokens(grid) -> np.ndarray:
+    """Return the note-on token of the note sounding at each step of ``grid [shape=(T,)]``.
+
+    REST where nothing sounds; a HOLD after a REST (or at the start) is silence, as in
+    `grid_to_notes`. Example: ``[5, 1, 0, 1, 7] -> [5, 5, 0, 0, 7]``.
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    grid = _check_grid(grid)
+    steps = np.arange(len(grid))
+    last_event = np.maximum.accumulate(np.where(grid != HOLD, steps, -1)) if grid.size else steps
+    return np.where(last_event >= 0, grid[np.maximum(last_event, 0)], REST)
+
+
 def slice_grid(grid, n_bars: int, steps_per_bar: int = 16, hop_bars: int = 1,
                min_notes: int | None = None) -> np.ndarray:
     """Cut a grid into windows of ``n_bars`` bars that start on bar lines (every ``hop_bars``).
@@ -205,10 +219,7 @@ def slice_grid(grid, n_bars: int, steps_per_bar: int = 16, hop_bars: int = 1,
                             f"hop_bars={hop_bars} must all be >= 1")
     min_notes = 2 * n_bars if min_notes is None else min_notes
     width = n_bars * steps_per_bar
-    # the token of the note sounding at each step (REST in silence; a HOLD after a REST is silence)
-    steps = np.arange(len(grid))
-    last_event = np.maximum.accumulate(np.where(grid != HOLD, steps, -1)) if grid.size else steps
-    sounding = np.where(last_event >= 0, grid[np.maximum(last_event, 0)], REST)
+    sounding = sounding_tokens(grid)
     silent = (sounding == REST).astype(np.int8)
     windows = []
     for start in range(0, len(grid) - width + 1, hop_bars * steps_per_bar):

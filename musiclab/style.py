@@ -1,0 +1,160 @@
+"""Style transfer on event grids: how much content a transfer kept and how much style it reached.
+
+Both chapters on style transfer (the VAE's latent attribute vectors, the CycleGAN) are scored with
+the same two kinds of number, on melodies as event grids (`musiclab.symbolic`: REST = 0, HOLD = 1,
+note-on ``2 + pitch - 36``):
+
+- **content preservation**: does the transferred melody keep the source's rhythm
+  (`onset_agreement`) and its melodic shape (`contour_agreement`)?
+- **transfer strength** (Brunner et al. 2018): the probability a style classifier trained on real
+  tunes only gives to the target style (`transfer_strength`).
+
+Chapter: notebooks/06_style_transfer_vae.ipynb
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import symbolic
+from .errors import BadInputError
+
+MIN_CLASSIFIER_STEPS = 32  # the style classifier reads slices of at least 2 bars of 16th notes
+
+
+def _check_pair(source, transferred) -> tuple[np.ndarray, np.ndarray]:
+    source, transferred = symbolic._check_grid(source), symbolic._check_grid(transferred)
+    if source.shape != transferred.shape:
+        raise BadInputError(f"source {source.shape} and transferred {transferred.shape}: a transfer "
+                            "must keep the length of the melody")
+    return source, transferred
+
+
+def onset_positions(grid) -> np.ndarray:
+    """Return the steps that start a note (note-on tokens, ``>= 2``) in ``grid [shape=(T,)]``."""
+    return np.flatnonzero(symbolic._check_grid(grid) >= 2)
+
+
+def onset_agreement(source, transferred) -> float:
+    """F1 (Dice) agreement of the note-onset steps of two grids of the same length.
+
+    With :math:`O_s, O_x` the sets of steps holding a note-on in the source and the transferred
+    grid,
+
+    .. math:: A_{onset} = \\frac{2\\,|O_s \\cap O_x|}{|O_s| + |O_x|},
+
+    the F1 score of the transferred onsets as predictions of the source's, matched at the exact
+    step (no tolerance). It is 1 for the same rhythm (whatever the pitches), 0 for no common onset,
+    and 1 when neither grid holds a note.
+
+    Parameters
+    ----------
+    source, transferred : ndarray [shape=(T,)]
+        Event grids of the same length.
+
+    Chapter: notebooks/06_style_transfer_vae.ipynb
+    """
+    source, transferred = _check_pair(source, transferred)
+    on_s, on_x = source >= 2, transferred >= 2
+    total = int(on_s.sum() + on_x.sum())
+    return 1.0 if total == 0 else 2.0 * int((on_s & on_x).sum()) / total
+
+
+def contour_agreement(source, transferred) -> float:
+    """Share of the source's melodic steps whose direction (up, same, down) the transfer keeps.
+
+    Let :math:`t_1 < \\dots < t_n` be the source's onset steps, :math:`p_i` the source pitch there
+    and :math:`q_i` the pitch *sounding* in the transferred grid at step :math:`t_i` (its last
+    note-on at or before :math:`t_i`; none in a rest). Then
+
+    .. math:: A_{contour} = \\frac{1}{n-1} \\sum_{i=1}^{n-1}
+              [\\,q_i, q_{i+1} \\text{ sound and } \\operatorname{sign}(q_{i+1}-q_i) =
+              \\operatorname{sign}(p_{i+1}-p_i)\\,].
+
+    Reading the transfer at the *source's* onsets makes the measure independent of
+    `onset_agreement`: a transfer that adds passing notes or merges two notes is judged on the
+    melodic shape it leaves at the source's note starts. It is invariant to transposition. NaN when
+    the source has fewer than two notes (no interval to compare).
+
+    Parameters
+    ----------
+    source, transferred : ndarray [shape=(T,)]
+        Event grids of the same length.
+
+    Chapter: notebooks/06_style_transfer_vae.ipynb
+    """
+    source, transferred = _check_pair(source, transferred)
+    onsets = np.flatnonzero(source >= 2)
+    if len(onsets) < 2:
+        return float("nan")
+    p = source[onsets]
+    q = symbolic.sounding_tokens(transferred)[onsets]
+    sounds = (q[:-1] != symbolic.REST) & (q[1:] != symbolic.REST)
+    same_direction = np.sign(np.diff(q)) == np.sign(np.diff(p))
+    return float(np.mean(sounds & same_direction))
+
+
+def content_preservation(sources, transferred) -> dict:
+    """Mean onset and contour agreement of a batch of transfers with their sources.
+
+    Parameters
+    ----------
+    sources, transferred : array-like [shape=(N, T)]
+        Row i of ``transferred`` is the transfer of row i of ``sources``.
+
+    Returns
+    -------
+    dict with ``onset_agreement`` (mean over N), ``contour_agreement`` (mean over the rows whose
+    source has at least two notes) and ``n``.
+
+    Chapter: notebooks/06_style_transfer_vae.ipynb
+    """
+    sources, transferred = np.asarray(sources), np.asarray(transferred)
+    if sources.ndim != 2 or sources.shape != transferred.shape or len(sources) == 0:
+        raise BadInputError(f"sources {sources.shape} and transferred {transferred.shape}: expected two "
+                            "non-empty batches of grids of the same shape (N, T)")
+    onset = [onset_agreement(s, x) for s, x in zip(sources, transferred)]
+    contour = np.array([contour_agreement(s, x) for s, x in zip(sources, transferred)])
+    return {"onset_agreement": float(np.mean(onset)),
+            "contour_agreement": float(np.nanmean(contour)) if np.isfinite(contour).any() else float("nan"),
+            "n": len(sources)}
+
+
+def _check_grids(grids) -> np.ndarray:
+    grids = np.asarray(grids)
+    if grids.ndim == 1:
+        grids = grids[None]
+    if grids.ndim != 2 or len(grids) == 0:
+        raise BadInputError(f"grids: expected a non-empty batch of event grids [shape=(N, T)], got {grids.shape}")
+    if grids.shape[1] < MIN_CLASSIFIER_STEPS:
+        raise BadInputError(f"grids: {grids.shape[1]} steps; the style classifier needs at least "
+                            f"{MIN_CLASSIFIER_STEPS} (2 bars of 16th notes)")
+    symbolic._check_grid(grids.reshape(-1))  # integer tokens in range
+    return grids
+
+
+def region_probabilities(grids, target_region: str, classifier=None) -> np.ndarray:
+    """Probability [shape=(N,)] the style classifier gives to ``target_region`` for each grid.
+
+    ``classifier`` is any object with ``region_probability(grids, region) -> (N,)``; by default the
+    shipped multi-task classifier (`musiclab.models.mtnn.load_pretrained`), trained on real tunes only.
+
+    Chapter: notebooks/06_style_transfer_vae.ipynb
+    """
+    grids = _check_grids(grids)
+    if classifier is None:
+        from .models import mtnn  # loaded on demand: the measures above need no model
+        classifier = mtnn.load_pretrained()
+    return np.asarray(classifier.region_probability(grids, target_region), dtype=np.float64)
+
+
+def transfer_strength(grids, target_region: str, classifier=None) -> float:
+    """Transfer strength (Brunner et al. 2018): the mean probability of the target style,
+
+    .. math:: S = \\frac{1}{N} \\sum_{i=1}^{N} P_{clf}(\\text{region} = r^* \\mid x_i),
+
+    over the transferred grids ``[shape=(N, T)]``, ``T >= 32``. Measure it on the sources too: the
+    difference is what the transfer achieved.
+
+    Chapter: notebooks/06_style_transfer_vae.ipynb
+    """
+    return float(region_probabilities(grids, target_region, classifier).mean())

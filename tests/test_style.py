@@ -1,0 +1,101 @@
+"""Chapters 6-7: style-transfer measures on hand-computable grids, and their bad-input errors."""
+import math
+
+import numpy as np
+import pytest
+
+from musiclab import style, symbolic
+from musiclab.errors import BadInputError
+
+C4, D4, E4, G4 = (symbolic.pitch_to_token(p) for p in (60, 62, 64, 67))
+R, H = symbolic.REST, symbolic.HOLD
+
+
+# Content preservation ---------------------------------------------------------------------------
+
+
+def test_onset_agreement_is_the_f1_of_onset_steps():
+    source = np.array([C4, H, D4, H, E4, H, G4, H])       # onsets at 0, 2, 4, 6
+    shifted = np.array([D4, H, H, E4, H, G4, H, H])       # onsets at 0, 3, 5
+    assert style.onset_agreement(source, shifted) == pytest.approx(2 * 1 / (4 + 3))
+    other_pitches = np.array([G4, H, G4, H, C4, H, D4, R])
+    assert style.onset_agreement(source, other_pitches) == 1.0  # rhythm only, pitches ignored
+    assert style.onset_agreement(source, np.full(8, R)) == 0.0
+    assert style.onset_agreement(np.full(8, R), np.full(8, H)) == 1.0  # both silent
+    assert style.onset_agreement(source, shifted) == style.onset_agreement(shifted, source)
+
+
+def test_contour_agreement_reads_the_transfer_at_the_source_onsets():
+    source = np.array([C4, H, D4, H, E4, H, C4, H])       # up, up, down
+    assert style.contour_agreement(source, source) == 1.0
+    transposed = symbolic.transpose_grid(source, 5)
+    assert style.contour_agreement(source, transposed) == 1.0
+    inverted = np.array([G4, H, E4, H, D4, H, G4, H])     # down, down, up
+    assert style.contour_agreement(source, inverted) == 0.0
+    # one held note across the first two onsets: "same" where the source goes up; then up, down
+    merged = np.array([C4, H, H, H, E4, H, D4, H])
+    assert style.contour_agreement(source, merged) == pytest.approx(2 / 3)
+    # a rest at the source's third onset breaks the two intervals that touch it; the first holds
+    rested = np.array([C4, H, D4, H, R, H, C4, H])
+    assert style.contour_agreement(source, rested) == pytest.approx(1 / 3)
+    rested_last = np.array([C4, H, D4, H, E4, H, R, R])
+    assert style.contour_agreement(source, rested_last) == pytest.approx(2 / 3)
+    assert math.isnan(style.contour_agreement(np.array([C4, H, H, H]), np.array([C4, H, D4, H])))
+
+
+def test_content_preservation_averages_over_the_batch():
+    a = np.array([C4, H, D4, H, E4, H, C4, H])
+    b = np.array([C4, H, H, H, R, R, R, R])               # one note: no contour
+    sources = np.stack([a, b])
+    transferred = np.stack([a, np.array([C4, H, D4, H, R, R, R, R])])
+    out = style.content_preservation(sources, transferred)
+    assert out["onset_agreement"] == pytest.approx((1.0 + 2 / 3) / 2)
+    assert out["contour_agreement"] == 1.0  # the one-note source is left out of the mean
+    assert out["n"] == 2
+
+
+def test_content_measures_reject_bad_input():
+    with pytest.raises(BadInputError, match="length"):
+        style.onset_agreement(np.array([C4, H]), np.array([C4, H, H]))
+    with pytest.raises(BadInputError, match="tokens"):
+        style.contour_agreement(np.array([C4, 99]), np.array([C4, H]))
+    with pytest.raises(BadInputError, match="same shape"):
+        style.content_preservation(np.zeros((2, 8), int), np.zeros((3, 8), int))
+
+
+# Transfer strength ------------------------------------------------------------------------------
+
+
+class HighNotesAreIrish:
+    """Stand-in for the multi-task classifier: P(irish) = share of notes at or above E4."""
+
+    labels = {"region": ["chinese", "irish"]}
+
+    def region_probability(self, grids, region):
+        if region not in self.labels["region"]:
+            raise BadInputError(f"region {region!r}: not one of {self.labels['region']}")
+        grids = np.asarray(grids)
+        high = np.array([np.mean(g[g >= 2] >= E4) for g in grids])
+        return high if region == "irish" else 1 - high
+
+
+def test_transfer_strength_is_the_mean_target_probability():
+    low = np.tile([C4, H, D4, H], 8)                      # 32 steps, no note >= E4
+    high = np.tile([E4, H, G4, H], 8)
+    mixed = np.tile([C4, H, G4, H], 8)
+    clf = HighNotesAreIrish()
+    grids = np.stack([low, high, mixed])
+    assert style.transfer_strength(grids, "irish", clf) == pytest.approx((0 + 1 + 0.5) / 3)
+    assert style.transfer_strength(grids, "chinese", clf) == pytest.approx((1 + 0 + 0.5) / 3)
+    np.testing.assert_allclose(style.region_probabilities(grids, "irish", clf), [0, 1, 0.5])
+    assert style.transfer_strength(high, "irish", clf) == 1.0  # one grid is a batch of one
+
+
+def test_transfer_strength_rejects_short_or_bad_grids():
+    clf = HighNotesAreIrish()
+    with pytest.raises(BadInputError, match="at least 32"):
+        style.transfer_strength(np.zeros((2, 16), int), "irish", clf)
+    with pytest.raises(BadInputError, match="tokens"):
+        style.transfer_strength(np.full((1, 32), 70), "irish", clf)
+    with pytest.raises(BadInputError, match="region"):
+        style.transfer_strength(np.tile([C4, H], (1, 16)), "martian", clf)
