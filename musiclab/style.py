@@ -135,16 +135,21 @@ def _check_grids(grids) -> np.ndarray:
 def region_probabilities(grids, target_region: str, classifier=None) -> np.ndarray:
     """Probability [shape=(N,)] the style classifier gives to ``target_region`` for each grid.
 
-    ``classifier`` is any object with ``region_probability(grids, region) -> (N,)``; by default the
-    shipped multi-task classifier (`musiclab.models.mtnn.load_pretrained`), trained on real tunes only.
+    ``classifier`` is any object with ``labels`` (dict task -> class names) and
+    ``predict_proba(grids) -> {task: [shape=(N, n_classes)]}``, as `musiclab.models.mtnn.MultiTaskNet`;
+    by default the shipped multi-task network (`mtnn.load_pretrained`), trained on real tunes only.
 
     Chapter: notebooks/06_style_transfer_vae.ipynb
     """
     grids = _check_grids(grids)
     if classifier is None:
-        from .models import mtnn  # loaded on demand: the measures above need no model
+        from .models import mtnn  # loaded on demand: the content measures need no model
         classifier = mtnn.load_pretrained()
-    return np.asarray(classifier.region_probability(grids, target_region), dtype=np.float64)
+    regions = list(classifier.labels["region"])
+    if target_region not in regions:
+        raise BadInputError(f"target region {target_region!r}: the classifier knows {regions}")
+    probabilities = classifier.predict_proba(grids)["region"]
+    return np.asarray(probabilities, dtype=np.float64)[:, regions.index(target_region)]
 
 
 def transfer_strength(grids, target_region: str, classifier=None) -> float:

@@ -69,14 +69,12 @@ def test_content_measures_reject_bad_input():
 class HighNotesAreIrish:
     """Stand-in for the multi-task classifier: P(irish) = share of notes at or above E4."""
 
-    labels = {"region": ["chinese", "irish"]}
+    labels = {"region": ["chinese", "irish"], "mode": ["major", "minor"]}
 
-    def region_probability(self, grids, region):
-        if region not in self.labels["region"]:
-            raise BadInputError(f"region {region!r}: not one of {self.labels['region']}")
+    def predict_proba(self, grids):
         grids = np.asarray(grids)
         high = np.array([np.mean(g[g >= 2] >= E4) for g in grids])
-        return high if region == "irish" else 1 - high
+        return {"region": np.stack([1 - high, high], axis=1), "mode": np.full((len(grids), 2), 0.5)}
 
 
 def test_transfer_strength_is_the_mean_target_probability():
@@ -97,5 +95,5 @@ def test_transfer_strength_rejects_short_or_bad_grids():
         style.transfer_strength(np.zeros((2, 16), int), "irish", clf)
     with pytest.raises(BadInputError, match="tokens"):
         style.transfer_strength(np.full((1, 32), 70), "irish", clf)
-    with pytest.raises(BadInputError, match="region"):
+    with pytest.raises(BadInputError, match="martian"):
         style.transfer_strength(np.tile([C4, H], (1, 16)), "martian", clf)
