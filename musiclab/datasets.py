@@ -216,7 +216,7 @@ def _parse_folk_job(job: dict) -> tuple[dict, np.ndarray | None, str]:
     if job["infer_mode"]:
         # Essen's K: names the tonic ("do") with its major key signature and writes a minor third
         # as an accidental, so the mode is read from the notes: which third above it sounds longer.
-        tonic = (("C D EF G A B".index(job["key"][0])) + {"#": 1, "b": -1}.get(job["key"][1:], 0)) % 12
+        tonic = symbolic.pitch_class_of(job["key"])
         seconds = np.bincount([n.pitch % 12 for n in notes], [n.duration for n in notes], minlength=12)
         job = {**job, "mode": "minor" if seconds[(tonic + 3) % 12] > seconds[(tonic + 4) % 12] else "major"}
     return {k: job[k] for k in _LABELS}, grid, ""

@@ -146,6 +146,13 @@ def grid_to_notes(grid, steps_per_quarter: int = STEPS_PER_QUARTER, velocity: in
     return notes
 
 
+def pitch_class_of(name: str) -> int:
+    """Pitch class 0..11 of a note name: ``"C" -> 0``, ``"Bb" -> 10``, ``"F#" -> 6``."""
+    if not re.fullmatch(r"[A-G](#|b)?", name or ""):
+        raise BadInputError(f"note name {name!r}: expected a letter A-G with an optional # or b")
+    return ("C D EF G A B".index(name[0]) + {"#": 1, "b": -1}.get(name[1:], 0)) % 12
+
+
 def transpose_notes(notes: Sequence[Note], semitones: int) -> list[Note]:
     """Shift every pitch by ``semitones``; BadInputError if one leaves MIDI's 0..127."""
     out = [n._replace(pitch=n.pitch + int(semitones)) for n in notes]

@@ -240,3 +240,11 @@ def test_garbage_truncated_and_huge_abc(tmp_path):
     big.write_text("X:1\nK:C\n" + "CDEF|" * 100)
     with pytest.raises(BadInputError, match="too large"):
         symbolic.read_melody(big, max_bytes=100)
+
+
+def test_sounding_tokens_and_pitch_classes():
+    np.testing.assert_array_equal(symbolic.sounding_tokens([5, 1, 0, 1, 7, 1]), [5, 5, 0, 0, 7, 7])
+    np.testing.assert_array_equal(symbolic.sounding_tokens([1, 1, 3]), [0, 0, 3])  # a HOLD at the start is silence
+    assert [symbolic.pitch_class_of(n) for n in ("C", "Bb", "F#", "B", "Cb")] == [0, 10, 6, 11, 11]
+    with pytest.raises(BadInputError, match="note name"):
+        symbolic.pitch_class_of("H")
