@@ -3,6 +3,7 @@
 #   make test     the same set-up, then the whole test suite (unit, notebooks, built HTML in Chromium)
 #   make lab      JupyterLab on notebooks/ with working widgets
 #   make data     build the data caches only (python -m musiclab data)
+#   make student  the notebooks without exercise solutions, for handing out, in _build/student
 # MUSICLAB_MODE=full make book trains the full-size models (default: full with a GPU, quick without).
 
 PYTHON ?= python3
@@ -45,6 +46,10 @@ test: unit book browser
 
 lab: data
 	$(BIN)/jupyter lab notebooks/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
+student: setup
+	rm -rf _build/student
+	$(BIN)/python -m musiclab student --notebooks notebooks --out _build/student
 
 clean:
 	rm -rf _build

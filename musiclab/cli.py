@@ -6,6 +6,8 @@
 - ``score NAME FILE``: the negative log-likelihood of the piano rolls in FILE under a polyphonic
   model of chapter 5, in nats per frame.
 - ``info``: the mode, device, cache folder and versions in use.
+- ``student [--out DIR]``: the notebooks without their exercise solutions (see `musiclab.book`).
+- ``setup-cell NOTEBOOK...``: write the stand-alone set-up cell into chapter notebooks.
 
 Chapter: notebooks/01_music_as_data.ipynb
 """
@@ -15,6 +17,7 @@ import argparse
 import os
 import platform
 import sys
+from pathlib import Path
 
 from . import config
 from .errors import MusiclabError
@@ -74,6 +77,26 @@ def command_info(args) -> int:
     return 0
 
 
+def command_student(args) -> int:
+    from . import book
+
+    notebooks = sorted(Path(args.notebooks).glob("*.ipynb"))
+    if not notebooks:
+        print(f"{args.notebooks}: no notebooks (.ipynb) there", file=sys.stderr)
+        return 2
+    for path in book.write_student_edition(notebooks, args.out):
+        print(path)
+    return 0
+
+
+def command_setup_cell(args) -> int:
+    from . import book
+
+    for path in args.notebooks:
+        print(f"{path}: {'updated' if book.set_setup_cell(path) else 'already up to date'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m musiclab", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("file", help="a MIDI file, or an .npz of (T, 88) 0/1 arrays")
     score.add_argument("--weights", help="weights to use (default: the shipped checkpoint)")
     score.set_defaults(run=command_score)
+
+    student = sub.add_parser("student", help="write the notebooks without their exercise solutions")
+    student.add_argument("--notebooks", default="notebooks", help="folder of chapter notebooks (default: notebooks)")
+    student.add_argument("--out", default="_build/student", help="output folder (default: _build/student)")
+    student.set_defaults(run=command_student)
+
+    setup_cell = sub.add_parser("setup-cell", help="write the stand-alone set-up cell into notebooks")
+    setup_cell.add_argument("notebooks", nargs="+", help="chapter notebooks (.ipynb)")
+    setup_cell.set_defaults(run=command_setup_cell)
 
     info = sub.add_parser("info", help="show mode, device, cache folder and versions")
     info.set_defaults(run=command_info)

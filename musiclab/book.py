@@ -1,0 +1,188 @@
+"""The chapter notebooks as files: the set-up cell each one opens with, and the student edition.
+
+- `SETUP_CELL`: the first code cell of every chapter. In the book's repository (``make lab``,
+  ``make book``) `musiclab` is installed and the cell does nothing; in a notebook opened alone
+  (Colab, a fresh Jupyter) it pip-installs `musiclab` from ``MUSICLAB_SOURCE`` (any pip
+  requirement: a git URL, a wheel, a folder), so that the notebook runs. `set_setup_cell` writes it
+  into a notebook (``python -m musiclab setup-cell notebooks/NN_name.ipynb``); a test checks that
+  every chapter carries exactly this text. Until the repository has a public address,
+  `PUBLIC_SOURCE` is empty and a notebook opened alone asks the reader to set ``MUSICLAB_SOURCE``.
+- `write_student_edition`: copies of the notebooks with the exercise solutions (sphinx-exercise's
+  ``{solution}`` blocks, and ``{solution-start}`` ... ``{solution-end}`` spans) removed and nothing
+  else changed (``make student`` writes them to ``_build/student``).
+
+Chapter: book/intro.md
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from . import fileio
+from .errors import BadInputError
+
+# When the repository is published, put its pip address here (e.g.
+# "git+https://github.com/OWNER/REPO.git") and rewrite the notebooks' first cells with
+# `python -m musiclab setup-cell notebooks/*.ipynb`.
+PUBLIC_SOURCE = ""
+SETUP_CELL_ID = "setup-musiclab"
+SETUP_CELL = f'''\
+# Set-up. In the book's repository this does nothing. Opened alone (Colab, a fresh Jupyter), it
+# installs the book's package, musiclab, from MUSICLAB_SOURCE: a git URL, a wheel or a folder.
+import importlib.util
+import os
+import subprocess
+import sys
+
+MUSICLAB_SOURCE = os.environ.get("MUSICLAB_SOURCE", "{PUBLIC_SOURCE}")
+if importlib.util.find_spec("musiclab") is None:
+    if not MUSICLAB_SOURCE:
+        raise RuntimeError("musiclab is not installed: set MUSICLAB_SOURCE in this cell to the book's "
+                           "repository (git+https://...), a musiclab wheel or a folder, and run it again")
+    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
+    # tinysoundfont's pyaudio dependency (live playback only) needs C headers: install without it
+    subprocess.run(pip + ["--no-deps", "tinysoundfont==0.3.7"], check=True)
+    subprocess.run(pip + [MUSICLAB_SOURCE], check=True)
+    importlib.invalidate_caches()'''
+
+
+def _read(path) -> dict:
+    path = Path(path)
+    try:
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+        notebook["cells"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise BadInputError(f"{path}: not a readable notebook ({error.__class__.__name__})") from None
+    return notebook
+
+
+def _write(path, notebook: dict) -> None:
+    text = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"  # the layout Jupyter and jupytext write
+    fileio.write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def _source(cell: dict) -> str:
+    source = cell["source"]
+    return source if isinstance(source, str) else "".join(source)
+
+
+def _as_lines(text: str) -> list[str]:
+    return text.splitlines(keepends=True)
+
+
+# The set-up cell ---------------------------------------------------------------------------------
+
+def first_code_cell(notebook: dict) -> dict | None:
+    """The notebook's first code cell, or None."""
+    return next((c for c in notebook["cells"] if c["cell_type"] == "code"), None)
+
+
+def set_setup_cell(path) -> bool:
+    """Make `SETUP_CELL` the first code cell of the notebook at ``path``: replace the one there
+    (recognised by its id) or insert it before the first code cell. Returns whether the file changed."""
+    notebook = _read(path)
+    cell = {"cell_type": "code", "execution_count": None, "id": SETUP_CELL_ID, "metadata": {}, "outputs": [],
+            "source": _as_lines(SETUP_CELL)}
+    cells = notebook["cells"]
+    first = next((i for i, c in enumerate(cells) if c["cell_type"] == "code"), len(cells))
+    if first < len(cells) and cells[first].get("id") == SETUP_CELL_ID:
+        if cells[first] == cell:
+            return False
+        cells[first] = cell
+    else:
+        cells.insert(first, cell)
+    _write(path, notebook)
+    return True
+
+
+# The student edition -----------------------------------------------------------------------------
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|:{3,})(.*?)\s*$")
+
+
+def _fence(line: str):
+    """``(fence, info)`` of a MyST fence line (``:::{solution} x`` -> (":::", "{solution} x")), or None."""
+    m = _FENCE.match(line)
+    return (m[1], m[2].strip()) if m else None
+
+
+def _block_end(lines: list[str], start: int) -> int:
+    """Index just past the fenced block opened at ``lines[start]``, nested fences respected.
+
+    A fence closes on a line of the same character, at least as long, with nothing after it. Inside
+    a literal code block (info not starting with ``{``) other fence lines are text; inside a
+    directive they open nested blocks.
+    """
+    stack = [_fence(lines[start])]
+    for i in range(start + 1, len(lines)):
+        found = _fence(lines[i])
+        if found is None:
+            continue
+        (fence, info), (top, top_info) = found, stack[-1]
+        if not info and fence[0] == top[0] and len(fence) >= len(top):
+            stack.pop()
+            if not stack:
+                return i + 1
+        elif info and top_info.startswith("{"):
+            stack.append(found)
+    raise BadInputError(f"unclosed fence {lines[start].strip()!r}")
+
+
+def _directive(line: str) -> str | None:
+    found = _fence(line)
+    m = found and re.match(r"\{([\w-]+)\}", found[1])
+    return m[1] if m else None
+
+
+def strip_solutions(notebook: dict) -> dict:
+    """A copy of ``notebook`` without its exercise solutions; every other cell and line unchanged.
+
+    Removes each ``{solution}`` directive block of a markdown cell (with the blank line after it),
+    and each gated ``{solution-start}`` ... ``{solution-end}`` span, cells in between included;
+    a markdown cell left empty is dropped.
+    """
+    cells, in_gated = [], False
+    for cell in notebook["cells"]:
+        if cell["cell_type"] != "markdown":
+            if not in_gated:
+                cells.append(cell)
+            continue
+        lines, kept, i, changed = _as_lines(_source(cell)), [], 0, in_gated
+        while i < len(lines):
+            name = _directive(lines[i])
+            if in_gated:
+                in_gated = name != "solution-end"
+                i = _block_end(lines, i) if name == "solution-end" else i + 1
+            elif name == "solution":
+                i, changed = _block_end(lines, i), True
+                if i < len(lines) and not lines[i].strip() and (not kept or not kept[-1].strip()):
+                    i += 1
+            elif name == "solution-start":
+                i, in_gated, changed = _block_end(lines, i), True, True
+            else:
+                kept.append(lines[i])
+                i += 1
+        if not changed:
+            cells.append(cell)
+        elif "".join(kept).strip():
+            text = "".join(kept).rstrip("\n") if not _source(cell).endswith("\n") else "".join(kept)
+            cells.append({**cell, "source": _as_lines(text)})
+    if in_gated:
+        raise BadInputError("a {solution-start} has no {solution-end}")
+    return {**notebook, "cells": cells}
+
+
+def write_student_edition(notebooks, out_dir) -> list[Path]:
+    """Write each notebook in ``notebooks`` (paths) to ``out_dir`` without its solutions; return the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in map(Path, notebooks):
+        try:
+            student = strip_solutions(_read(path))
+        except BadInputError as error:
+            raise BadInputError(f"{path}: {error}") from None
+        _write(out_dir / path.name, student)
+        written.append(out_dir / path.name)
+    return written

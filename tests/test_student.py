@@ -1,0 +1,66 @@
+"""The student edition: exercise solutions removed, exercises kept, every other cell byte-identical."""
+import json
+import re
+
+import pytest
+
+from conftest import ROOT
+from musiclab import book, cli
+from musiclab.errors import BadInputError
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _markdown(cells):
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+
+
+def _notebook(*cells):
+    return {"cells": [{"cell_type": kind, "id": f"c{i}", "metadata": {}, "source": text.splitlines(keepends=True),
+                       **({"outputs": [], "execution_count": None} if kind == "code" else {})}
+                      for i, (kind, text) in enumerate(cells)],
+            "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def test_solution_blocks_go_and_the_rest_stays_line_for_line():
+    text = ("## Exercises\n\n:::{exercise}\n:label: ex1\nWhy?\n:::\n\n:::{solution} ex1\n:class: dropdown\n"
+            "Because. Code:\n```python\n:::\nx = 1\n```\n::::{note}\nnested\n::::\n:::\n\n"
+            "````{solution} ex1\n```\ncode\n```\n````\n\nAfter.")
+    notebook = _notebook(("markdown", text), ("code", "print(1)"))
+    student = book.strip_solutions(notebook)
+    assert "".join(student["cells"][0]["source"]) == "## Exercises\n\n:::{exercise}\n:label: ex1\nWhy?\n:::\n\nAfter."
+    assert student["cells"][1] == notebook["cells"][1]
+
+
+def test_gated_solutions_take_their_code_cells_with_them():
+    notebook = _notebook(("markdown", ":::{exercise}\n:label: e\nQ\n:::\n\n:::{solution-start} e\n:::\nSee:"),
+                         ("code", "answer = 42"), ("markdown", ":::{solution-end}\n:::\nNext part."),
+                         ("code", "kept = True"))
+    cells = book.strip_solutions(notebook)["cells"]
+    assert [("".join(c["source"]), c["cell_type"]) for c in cells] == [
+        (":::{exercise}\n:label: e\nQ\n:::", "markdown"), ("Next part.", "markdown"), ("kept = True", "code")]
+
+
+def test_unclosed_solution_is_a_clear_error():
+    with pytest.raises(BadInputError, match="unclosed fence"):
+        book.strip_solutions(_notebook(("markdown", ":::{solution} x\nnever closed")))
+
+
+@pytest.mark.skipif(not NOTEBOOKS, reason="no chapter notebooks")
+def test_make_student_on_the_book(tmp_path, capsys):
+    assert cli.main(["student", "--notebooks", str(ROOT / "notebooks"), "--out", str(tmp_path)]) == 0
+    for path in NOTEBOOKS:
+        original = json.loads(path.read_text())
+        student = json.loads((tmp_path / path.name).read_text())
+        assert "{solution" not in _markdown(student["cells"]), path.name
+        n_exercises = len(re.findall(r"\{exercise\}", _markdown(original["cells"])))
+        assert n_exercises and len(re.findall(r"\{exercise\}", _markdown(student["cells"]))) == n_exercises
+        assert {k: v for k, v in student.items() if k != "cells"} == {k: v for k, v in original.items() if k != "cells"}
+        # every cell without a solution is byte-identical and in the same order
+        untouched = [c for c in original["cells"] if "{solution" not in "".join(c["source"])]
+        assert [c for c in student["cells"] if c in untouched] == untouched
+        # in the cells that held solutions, only solution lines went missing
+        by_id = {c["id"]: c for c in original["cells"]}
+        for after in student["cells"]:
+            remaining = iter(line.rstrip("\n") for line in by_id[after["id"]]["source"])
+            assert all(line.rstrip("\n") in remaining for line in after["source"]), path.name
