@@ -14,6 +14,7 @@ Chapter: notebooks/06_style_transfer_vae.ipynb
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from . import symbolic
 from .errors import BadInputError
@@ -163,3 +164,76 @@ def transfer_strength(grids, target_region: str, classifier=None) -> float:
     Chapter: notebooks/06_style_transfer_vae.ipynb
     """
     return float(region_probabilities(grids, target_region, classifier).mean())
+
+
+# Latent attribute vectors (chapter 6) ---------------------------------------------------------
+
+
+def latent_means(model, tokens, batch_size: int = 2048) -> torch.Tensor:
+    """Posterior means mu(x) [shape=(N, z_dim)] of a melody VAE for tokens [shape=(N, T)]."""
+    tokens = torch.as_tensor(np.asarray(tokens))
+    with torch.no_grad():
+        return torch.cat([model.encode(tokens[i:i + batch_size])[0] for i in range(0, len(tokens), batch_size)])
+
+
+def attribute_vector(model, tokens_with, tokens_without) -> torch.Tensor:
+    """MusicVAE's attribute vector (Roberts et al. 2018): the mean code of melodies that have an
+    attribute minus the mean code of melodies that lack it,
+
+    .. math:: v = \\frac{1}{|A|}\\sum_{x \\in A} \\mu(x) - \\frac{1}{|B|}\\sum_{x \\in B} \\mu(x),
+
+    [shape=(z_dim,)]. Adding :math:`\\alpha v` to a code moves it by :math:`\\alpha` times the
+    average difference between the two groups.
+
+    Chapter: notebooks/06_style_transfer_vae.ipynb
+    """
+    if len(tokens_with) == 0 or len(tokens_without) == 0:
+        raise BadInputError(f"attribute_vector: {len(tokens_with)} melodies with the attribute and "
+                            f"{len(tokens_without)} without; both groups need at least one")
+    return latent_means(model, tokens_with).mean(0) - latent_means(model, tokens_without).mean(0)
+
+
+def decode_moved(model, z, direction, alpha: float, batch_size: int = 2048) -> np.ndarray:
+    """Greedy decodings [shape=(N, T)] of the codes :math:`z + \\alpha\\, d`.
+
+    ``z`` [shape=(N, z_dim)]; ``direction`` d [shape=(z_dim,)] (an attribute vector, the same for
+    every melody) or [shape=(N, z_dim)] (e.g. ``centroid - z``: then :math:`\\alpha \\in [0, 1]`
+    interpolates each melody's code towards the centroid).
+
+    Chapter: notebooks/06_style_transfer_vae.ipynb
+    """
+    moved = torch.as_tensor(z) + float(alpha) * torch.as_tensor(direction)
+    with torch.no_grad():
+        return torch.cat([model.decode(moved[i:i + batch_size]) for i in range(0, len(moved), batch_size)]).numpy()
+
+
+# Timbre morphing (chapter 6) --------------------------------------------------------------------
+
+
+def morph_progress(path, x_from, x_to) -> np.ndarray:
+    """How far along from one sound to another each point of a morph is, [shape=(n,)] in [0, 1]:
+
+    .. math:: r_t = \\frac{d(x_t, x_{from})}{d(x_t, x_{from}) + d(x_t, x_{to})},
+
+    with :math:`d` the RMS distance between spectrograms. Measured against the *real* renderings
+    ``x_from``, ``x_to`` of the two instruments, a good morph has :math:`r_t` rising steadily from
+    near 0 to near 1.
+
+    Parameters
+    ----------
+    path : ndarray [shape=(n, ...)]
+        The morph's spectrograms, in order.
+    x_from, x_to : ndarray [shape=(...)]
+        Same shape as one point of the path.
+
+    Chapter: notebooks/06_style_transfer_vae.ipynb
+    """
+    path, x_from, x_to = (np.asarray(a, dtype=np.float64) for a in (path, x_from, x_to))
+    if path.ndim < 1 or path.shape[1:] != x_from.shape or x_from.shape != x_to.shape:
+        raise BadInputError(f"morph_progress: path {path.shape} must be (n, *shape) with x_from {x_from.shape} "
+                            f"and x_to {x_to.shape} both of that shape")
+    axes = tuple(range(1, path.ndim))
+    d_from = np.sqrt(((path - x_from) ** 2).mean(axis=axes))
+    d_to = np.sqrt(((path - x_to) ** 2).mean(axis=axes))
+    total = d_from + d_to
+    return np.divide(d_from, total, out=np.full_like(total, 0.5), where=total > 0)

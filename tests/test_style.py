@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import torch
 import pytest
 
 from musiclab import style, symbolic
@@ -97,3 +98,41 @@ def test_transfer_strength_rejects_short_or_bad_grids():
         style.transfer_strength(np.full((1, 32), 70), "irish", clf)
     with pytest.raises(BadInputError, match="martian"):
         style.transfer_strength(np.tile([C4, H], (1, 16)), "martian", clf)
+
+
+# Latent operations and timbre morphs ------------------------------------------------------------
+
+
+class AddOneDecoder:
+    """A 'VAE' whose code is the grid itself (as floats), decoded by rounding: makes latent moves visible."""
+
+    def encode(self, tokens):
+        tokens = torch.as_tensor(tokens).float()
+        return tokens, torch.zeros_like(tokens)
+
+    def decode(self, z):
+        return torch.as_tensor(z).round().long()
+
+
+def test_attribute_vector_is_a_difference_of_mean_codes_and_moves_decode():
+    model = AddOneDecoder()
+    with_attribute = np.array([[4, 1, 6, 1], [6, 1, 8, 1]])
+    without = np.array([[2, 1, 4, 1]])
+    v = style.attribute_vector(model, with_attribute, without)
+    np.testing.assert_allclose(v.numpy(), [3, 0, 3, 0])
+    z = style.latent_means(model, without)
+    np.testing.assert_array_equal(style.decode_moved(model, z, v, 1.0), [[5, 1, 7, 1]])
+    np.testing.assert_array_equal(style.decode_moved(model, z, v, 0.0), without)
+    centroid = style.latent_means(model, with_attribute).mean(0)
+    np.testing.assert_array_equal(style.decode_moved(model, z, centroid - z, 0.5), [[4, 1, 6, 1]])
+    with pytest.raises(BadInputError, match="both groups"):
+        style.attribute_vector(model, with_attribute, without[:0])
+
+
+def test_morph_progress_rises_from_zero_to_one_along_a_straight_line():
+    x_from, x_to = np.zeros((4, 3)), np.ones((4, 3))
+    path = np.stack([x_from + t * (x_to - x_from) for t in np.linspace(0, 1, 5)])
+    np.testing.assert_allclose(style.morph_progress(path, x_from, x_to), np.linspace(0, 1, 5))
+    assert style.morph_progress(np.zeros((1, 4, 3)), x_from, x_from)[0] == 0.5  # both ends the same
+    with pytest.raises(BadInputError, match="morph_progress"):
+        style.morph_progress(path, x_from, np.ones(3))
