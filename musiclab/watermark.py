@@ -19,10 +19,12 @@ Chapter: notebooks/12_ethics_and_copyright.ipynb
 from __future__ import annotations
 
 import functools
+import io
 
 import librosa
 import numpy as np
 import scipy.signal
+import soundfile
 
 from . import audio
 from .errors import BadInputError
@@ -109,3 +111,67 @@ def snr_db(y, marked) -> float:
     """
     y, marked = np.asarray(y, np.float64), np.asarray(marked, np.float64)
     return float(10 * np.log10((y ** 2).sum() / ((marked - y) ** 2).sum()))
+
+
+# Attacks: what happens to audio on its way between people ----------------------------------------
+
+def add_noise(y, snr_db: float, seed: int = 0) -> np.ndarray:
+    """``y`` plus white Gaussian noise ``snr_db`` dB below the power of ``y``."""
+    y = np.asarray(y, np.float32)
+    sigma = np.sqrt(np.mean(y.astype(np.float64) ** 2) / 10 ** (snr_db / 10))
+    return (y + np.random.default_rng(seed).normal(0, sigma, len(y))).astype(np.float32)
+
+
+def codec_round_trip(y, sr: int, fmt: str = "OGG") -> np.ndarray:
+    """Encode ``y`` as OGG Vorbis or MP3 (soundfile's default quality) and decode it, in memory.
+    The result is cut or zero-padded to ``len(y)``."""
+    subtypes = {"OGG": "VORBIS", "MP3": "MPEG_LAYER_III"}
+    if fmt not in subtypes:
+        raise BadInputError(f"fmt={fmt!r}: expected one of {sorted(subtypes)}")
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.asarray(y, np.float32), sr, format=fmt, subtype=subtypes[fmt])
+    buffer.seek(0)
+    decoded = soundfile.read(buffer, dtype="float32")[0]
+    return np.pad(decoded, (0, max(0, len(y) - len(decoded))))[:len(y)]
+
+
+def resample_round_trip(y, sr: int, via_sr: int) -> np.ndarray:
+    """Resample ``y`` to ``via_sr`` and back to ``sr`` (what a 22.05 kHz copy does to 44.1 kHz audio)."""
+    down = librosa.resample(np.asarray(y, np.float32), orig_sr=sr, target_sr=via_sr)
+    back = librosa.resample(down, orig_sr=via_sr, target_sr=sr)
+    return np.pad(back, (0, max(0, len(y) - len(back))))[:len(y)]
+
+
+# Material to test on: generated music --------------------------------------------------------------
+
+CLIP_PROGRAMS = (0, 24, 40, 56, 71, 73)  # piano, nylon guitar, violin, trumpet, clarinet, flute
+
+
+def generated_clips(n: int, sr: int = 44100, duration_s: float = 8.0, seed: int = 0) -> np.ndarray:
+    """``n`` clips of generated music [shape=(n, round(duration_s * sr))], float32, peak 0.5: melodies
+    sampled from the shipped chapter-5 melody RNN (random region and tune type), rendered by the
+    SoundFont on the instruments of ``CLIP_PROGRAMS`` in turn, at 110 quarter notes per minute.
+
+    Chapter: notebooks/12_ethics_and_copyright.ipynb
+    """
+    import torch
+
+    from . import recipes, symbolic
+
+    model, _ = recipes.load_rnn("melody-rnn")
+    generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    regions, tune_types = list(model.config.regions), list(model.config.tune_types)
+    length = round(duration_s * sr)
+    clips = []
+    while len(clips) < n:
+        grid = model.generate(int(duration_s * 8) + 32, region=regions[rng.integers(len(regions))],
+                              tune_type=tune_types[rng.integers(len(tune_types))], generator=generator)
+        notes = symbolic.grid_to_notes(grid)
+        if len(notes) < 4:
+            continue
+        y = audio.render_notes(notes, program=CLIP_PROGRAMS[len(clips) % len(CLIP_PROGRAMS)], qpm=110, sr=sr)
+        y = np.pad(y, (0, max(0, length - len(y))))[:length]
+        if np.abs(y).max() > 100 * audio.SILENCE_PEAK:
+            clips.append(0.5 * y / np.abs(y).max())
+    return np.stack(clips).astype(np.float32)
