@@ -24,6 +24,9 @@ from torch import nn
 
 from .. import losses, symbolic
 from ..errors import BadInputError
+# The melody statistics of chapter 5 (generated vs held-out tunes) have one implementation, in
+# `musiclab.metrics` (chapter 10); their names stay importable from here.
+from ..metrics import copy_rate as copied_fraction, grid_notes, melody_histograms  # noqa: F401
 
 
 # Melody RNN ----------------------------------------------------------------------------------------
@@ -167,40 +170,6 @@ def condition_labels(tunes, min_count: int = 50) -> tuple[list, list]:
         counts = collections.Counter(v for v in values if v)
         return [UNKNOWN] + sorted(v for v, n in counts.items() if n >= min_count and v != UNKNOWN)
     return labels(t.region for t in tunes), labels(t.tune_type for t in tunes)
-
-
-# Melody statistics: generated vs held-out tunes ------------------------------------------------------
-
-
-def grid_notes(grid) -> tuple[np.ndarray, np.ndarray]:
-    """Pitches and durations (in 16th-note steps, rests merged into the note before) of a grid."""
-    grid = np.asarray(grid)
-    onsets = np.flatnonzero(grid >= 2)
-    pitches = grid[onsets] - 2 + symbolic.PITCH_LOW
-    durations = np.diff(np.r_[onsets, len(grid)])
-    return pitches, durations
-
-
-def melody_histograms(grids) -> dict:
-    """Normalised histograms over a set of grids: pitch class (12), interval (-12..12, 25), duration
-    (1..16 steps, 16; longer ones in the last bin)."""
-    pc, iv, du = np.zeros(12), np.zeros(25), np.zeros(16)
-    for grid in grids:
-        pitches, durations = grid_notes(grid)
-        np.add.at(pc, pitches % 12, 1)
-        np.add.at(iv, np.clip(np.diff(pitches), -12, 12) + 12, 1)
-        np.add.at(du, np.clip(durations, 1, 16) - 1, 1)
-    return {name: h / max(h.sum(), 1) for name, h in (("pitch_class", pc), ("interval", iv), ("duration", du))}
-
-
-def copied_fraction(generated_grids, training_grids, n: int = 8) -> float:
-    """The fraction of ``n``-note pitch runs of the generated grids that occur in the training grids."""
-    def runs(grid):
-        pitches = grid_notes(grid)[0]
-        return {tuple(pitches[i:i + n]) for i in range(len(pitches) - n + 1)}
-    seen = set().union(*(runs(g) for g in training_grids))
-    generated = [r for g in generated_grids for r in runs(g)]
-    return float(np.mean([r in seen for r in generated])) if generated else float("nan")
 
 
 # Polyphonic RNN (piano rolls) ---------------------------------------------------------------------

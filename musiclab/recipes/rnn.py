@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import config, datasets, losses, train
+from .. import config, datasets, losses, metrics, train
 from ..errors import BadInputError
 from .common import CHECKPOINTS, _finish, _keep_best
 
@@ -147,8 +147,6 @@ def melody_generation_report(model, train_tunes, held_out_tunes, n_tunes: int = 
     them with the held-out tunes: Jensen-Shannon divergence (nats) of the pitch-class, interval and
     duration histograms, the same for training vs held-out as a reference, the fraction of generated
     8-note runs found in the training set, and the time to generate one melody."""
-    from ..models import rnn
-
     generator = torch.Generator().manual_seed(seed)
     picks = torch.randint(len(held_out_tunes), (n_tunes,), generator=generator).tolist()
     generated, times = [], []
@@ -158,17 +156,15 @@ def melody_generation_report(model, train_tunes, held_out_tunes, n_tunes: int = 
                                         tune_type=held_out_tunes[i].tune_type, temperature=temperature,
                                         generator=generator))
         times.append(time.perf_counter() - start)
-    histograms = {name: rnn.melody_histograms([t.grid for t in tunes])
-                  for name, tunes in (("train", train_tunes), ("held_out", held_out_tunes))}
-    histograms["generated"] = rnn.melody_histograms(generated)
+    train_grids, held_out_grids = [t.grid for t in train_tunes], [t.grid for t in held_out_tunes]
     report = {}
+    js_generated = metrics.histogram_js_divergences(generated, held_out_grids)
+    js_train = metrics.histogram_js_divergences(train_grids, held_out_grids)
     for feature in ("pitch_class", "interval", "duration"):
-        as_tensor = lambda which: torch.from_numpy(histograms[which][feature])
-        report[f"js_{feature}_generated"] = losses.js_divergence(as_tensor("generated"), as_tensor("held_out")).item()
-        report[f"js_{feature}_train"] = losses.js_divergence(as_tensor("train"), as_tensor("held_out")).item()
-    report["copied_8_note_runs"] = rnn.copied_fraction(generated, [t.grid for t in train_tunes])
-    report["copied_8_note_runs_held_out"] = rnn.copied_fraction([held_out_tunes[i].grid for i in picks],
-                                                                 [t.grid for t in train_tunes])
+        report[f"js_{feature}_generated"] = js_generated[feature]
+        report[f"js_{feature}_train"] = js_train[feature]
+    report["copied_8_note_runs"] = metrics.copy_rate(generated, train_grids, n=8)
+    report["copied_8_note_runs_held_out"] = metrics.copy_rate([held_out_grids[i] for i in picks], train_grids, n=8)
     report["generate_ms_median"] = 1000 * float(np.median(times))
     return {"report": report, "generated": generated}
 
