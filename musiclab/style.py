@@ -207,6 +207,63 @@ def decode_moved(model, z, direction, alpha: float, batch_size: int = 2048) -> n
         return torch.cat([model.decode(moved[i:i + batch_size]) for i in range(0, len(moved), batch_size)]).numpy()
 
 
+def transfer_curve(model, tokens, alphas, vector=None, centroid=None, target_region: str | None = None,
+                   classifier=None) -> list[dict]:
+    """Sweep the strength of a latent move and measure each step on the same melodies.
+
+    Each melody's code :math:`z = \mu(x)` moves to :math:`z + \alpha v` (``vector``) or to
+    :math:`z + \alpha (c - z)` (``centroid`` c, :math:`\alpha \in [0, 1]`), is decoded greedily
+    and scored against its source with `content_preservation`, and, given ``target_region``, with
+    `transfer_strength`.
+
+    Parameters
+    ----------
+    tokens : array-like [shape=(N, T)]
+    alphas : sequence of float
+    vector, centroid : Tensor [shape=(z_dim,)]
+        Exactly one of the two.
+
+    Returns
+    -------
+    one dict per alpha: ``alpha``, ``onset_agreement``, ``contour_agreement``, ``n``, ``grids``
+    [shape=(N, T)], and ``strength`` when ``target_region`` is given.
+
+    Chapter: notebooks/06_style_transfer_vae.ipynb
+    """
+    if (vector is None) == (centroid is None):
+        raise BadInputError("transfer_curve: give exactly one of vector (attribute shift) or centroid")
+    sources = np.asarray(tokens)
+    z = latent_means(model, sources)
+    direction = vector if vector is not None else torch.as_tensor(centroid) - z
+    rows = []
+    for alpha in alphas:
+        grids = decode_moved(model, z, direction, alpha)
+        row = {"alpha": float(alpha), **content_preservation(sources, grids), "grids": grids}
+        if target_region is not None:
+            row["strength"] = transfer_strength(grids, target_region, classifier)
+        rows.append(row)
+    return rows
+
+
+def pick_operating_point(rows: list[dict], min_strength: float = 0.7, min_onset: float = 0.5) -> dict:
+    """The row of a `transfer_curve` to use: the smallest alpha whose strength reaches
+    ``min_strength`` while onset agreement stays at least ``min_onset``; if none does, the
+    strongest row that keeps ``min_onset`` (or, failing that too, the most faithful row).
+    Pick it on validation melodies and report it on test melodies.
+
+    Chapter: notebooks/06_style_transfer_vae.ipynb
+    """
+    if not rows or any("strength" not in r for r in rows):
+        raise BadInputError("pick_operating_point: needs transfer_curve rows measured with a target_region")
+    faithful = [r for r in rows if r["onset_agreement"] >= min_onset]
+    meeting = [r for r in faithful if r["strength"] >= min_strength]
+    if meeting:
+        return min(meeting, key=lambda r: r["alpha"])
+    if faithful:
+        return max(faithful, key=lambda r: r["strength"])
+    return max(rows, key=lambda r: r["onset_agreement"])
+
+
 # Timbre morphing (chapter 6) --------------------------------------------------------------------
 
 

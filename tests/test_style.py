@@ -136,3 +136,22 @@ def test_morph_progress_rises_from_zero_to_one_along_a_straight_line():
     assert style.morph_progress(np.zeros((1, 4, 3)), x_from, x_from)[0] == 0.5  # both ends the same
     with pytest.raises(BadInputError, match="morph_progress"):
         style.morph_progress(path, x_from, np.ones(3))
+
+
+def test_transfer_curve_and_operating_point():
+    model = AddOneDecoder()
+    sources = np.tile([C4, H, D4, H], (2, 8))  # (2, 32)
+    shift = torch.zeros(32)
+    shift[::2] = 4.0  # every note-on rises by a major third (C4, D4 -> E4, F#4)
+    rows = style.transfer_curve(model, sources, [0.0, 1.0], vector=shift, target_region="irish",
+                                classifier=HighNotesAreIrish())
+    assert [r["strength"] for r in rows] == [0.0, 1.0]  # E4 and above count as Irish: only after the shift
+    assert [r["onset_agreement"] for r in rows] == [1.0, 1.0] and rows[1]["contour_agreement"] == 1.0
+    assert style.pick_operating_point(rows)["alpha"] == 1.0
+    to_centroid = style.transfer_curve(model, sources, [0.0, 1.0], centroid=torch.zeros(32))
+    assert to_centroid[1]["onset_agreement"] == 0.0 and "strength" not in to_centroid[1]
+    weak = [{"alpha": 0.0, "strength": 0.2, "onset_agreement": 0.9}, {"alpha": 1.0, "strength": 0.6, "onset_agreement": 0.6},
+            {"alpha": 2.0, "strength": 0.9, "onset_agreement": 0.3}]
+    assert style.pick_operating_point(weak)["alpha"] == 1.0  # the strongest that keeps the onsets
+    with pytest.raises(BadInputError, match="exactly one"):
+        style.transfer_curve(model, sources, [0.0])
