@@ -133,8 +133,8 @@ def _check_grids(grids) -> np.ndarray:
     return grids
 
 
-def region_probabilities(grids, target_region: str, classifier=None) -> np.ndarray:
-    """Probability [shape=(N,)] the style classifier gives to ``target_region`` for each grid.
+def target_probabilities(grids, target: str, classifier=None, task: str = "region") -> np.ndarray:
+    """Probability [shape=(N,)] the style classifier gives to class ``target`` of ``task`` for each grid.
 
     ``classifier`` is any object with ``labels`` (dict task -> class names) and
     ``predict_proba(grids) -> {task: [shape=(N, n_classes)]}``, as `musiclab.models.mtnn.MultiTaskNet`;
@@ -146,24 +146,27 @@ def region_probabilities(grids, target_region: str, classifier=None) -> np.ndarr
     if classifier is None:
         from .models import mtnn  # loaded on demand: the content measures need no model
         classifier = mtnn.load_pretrained()
-    regions = list(classifier.labels["region"])
-    if target_region not in regions:
-        raise BadInputError(f"target region {target_region!r}: the classifier knows {regions}")
-    probabilities = classifier.predict_proba(grids)["region"]
-    return np.asarray(probabilities, dtype=np.float64)[:, regions.index(target_region)]
+    if task not in classifier.labels:
+        raise BadInputError(f"task {task!r}: the classifier has {sorted(classifier.labels)}")
+    classes = list(classifier.labels[task])
+    if target not in classes:
+        raise BadInputError(f"target {target!r}: the classifier's {task} classes are {classes}")
+    probabilities = classifier.predict_proba(grids)[task]
+    return np.asarray(probabilities, dtype=np.float64)[:, classes.index(target)]
 
 
-def transfer_strength(grids, target_region: str, classifier=None) -> float:
+def transfer_strength(grids, target: str, classifier=None, task: str = "region") -> float:
     """Transfer strength (Brunner et al. 2018): the mean probability of the target style,
 
-    .. math:: S = \\frac{1}{N} \\sum_{i=1}^{N} P_{clf}(\\text{region} = r^* \\mid x_i),
+    .. math:: S = \\frac{1}{N} \\sum_{i=1}^{N} P_{clf}(\\text{task} = \\text{target} \\mid x_i),
 
-    over the transferred grids ``[shape=(N, T)]``, ``T >= 32``. Measure it on the sources too: the
-    difference is what the transfer achieved.
+    over the transferred grids ``[shape=(N, T)]``, ``T >= 32``; by default the task is the region
+    (e.g. ``target="Irish"``). Measure it on the sources too: the difference is what the transfer
+    achieved.
 
     Chapter: notebooks/06_style_transfer_vae.ipynb
     """
-    return float(region_probabilities(grids, target_region, classifier).mean())
+    return float(target_probabilities(grids, target, classifier, task).mean())
 
 
 # Latent attribute vectors (chapter 6) ---------------------------------------------------------
@@ -207,14 +210,14 @@ def decode_moved(model, z, direction, alpha: float, batch_size: int = 2048) -> n
         return torch.cat([model.decode(moved[i:i + batch_size]) for i in range(0, len(moved), batch_size)]).numpy()
 
 
-def transfer_curve(model, tokens, alphas, vector=None, centroid=None, target_region: str | None = None,
-                   classifier=None) -> list[dict]:
+def transfer_curve(model, tokens, alphas, vector=None, centroid=None, target: str | None = None,
+                   classifier=None, task: str = "region") -> list[dict]:
     """Sweep the strength of a latent move and measure each step on the same melodies.
 
     Each melody's code :math:`z = \mu(x)` moves to :math:`z + \alpha v` (``vector``) or to
     :math:`z + \alpha (c - z)` (``centroid`` c, :math:`\alpha \in [0, 1]`), is decoded greedily
-    and scored against its source with `content_preservation`, and, given ``target_region``, with
-    `transfer_strength`.
+    and scored against its source with `content_preservation`, and, given ``target`` (a class of
+    the classifier's ``task``), with `transfer_strength`.
 
     Parameters
     ----------
@@ -226,7 +229,7 @@ def transfer_curve(model, tokens, alphas, vector=None, centroid=None, target_reg
     Returns
     -------
     one dict per alpha: ``alpha``, ``onset_agreement``, ``contour_agreement``, ``n``, ``grids``
-    [shape=(N, T)], and ``strength`` when ``target_region`` is given.
+    [shape=(N, T)], and ``strength`` when ``target`` is given.
 
     Chapter: notebooks/06_style_transfer_vae.ipynb
     """
@@ -239,8 +242,8 @@ def transfer_curve(model, tokens, alphas, vector=None, centroid=None, target_reg
     for alpha in alphas:
         grids = decode_moved(model, z, direction, alpha)
         row = {"alpha": float(alpha), **content_preservation(sources, grids), "grids": grids}
-        if target_region is not None:
-            row["strength"] = transfer_strength(grids, target_region, classifier)
+        if target is not None:
+            row["strength"] = transfer_strength(grids, target, classifier, task)
         rows.append(row)
     return rows
 
@@ -254,7 +257,7 @@ def pick_operating_point(rows: list[dict], min_strength: float = 0.7, min_onset:
     Chapter: notebooks/06_style_transfer_vae.ipynb
     """
     if not rows or any("strength" not in r for r in rows):
-        raise BadInputError("pick_operating_point: needs transfer_curve rows measured with a target_region")
+        raise BadInputError("pick_operating_point: needs transfer_curve rows measured with a target")
     faithful = [r for r in rows if r["onset_agreement"] >= min_onset]
     meeting = [r for r in faithful if r["strength"] >= min_strength]
     if meeting:

@@ -86,7 +86,7 @@ def test_transfer_strength_is_the_mean_target_probability():
     grids = np.stack([low, high, mixed])
     assert style.transfer_strength(grids, "irish", clf) == pytest.approx((0 + 1 + 0.5) / 3)
     assert style.transfer_strength(grids, "chinese", clf) == pytest.approx((1 + 0 + 0.5) / 3)
-    np.testing.assert_allclose(style.region_probabilities(grids, "irish", clf), [0, 1, 0.5])
+    np.testing.assert_allclose(style.target_probabilities(grids, "irish", clf), [0, 1, 0.5])
     assert style.transfer_strength(high, "irish", clf) == 1.0  # one grid is a batch of one
 
 
@@ -96,6 +96,9 @@ def test_transfer_strength_rejects_short_or_bad_grids():
         style.transfer_strength(np.zeros((2, 16), int), "irish", clf)
     with pytest.raises(BadInputError, match="tokens"):
         style.transfer_strength(np.full((1, 32), 70), "irish", clf)
+    assert style.transfer_strength(np.tile([C4, H], (3, 16)), "minor", clf, task="mode") == 0.5
+    with pytest.raises(BadInputError, match="tempo"):
+        style.transfer_strength(np.tile([C4, H], (1, 16)), "fast", clf, task="tempo")
     with pytest.raises(BadInputError, match="martian"):
         style.transfer_strength(np.tile([C4, H], (1, 16)), "martian", clf)
 
@@ -143,7 +146,7 @@ def test_transfer_curve_and_operating_point():
     sources = np.tile([C4, H, D4, H], (2, 8))  # (2, 32)
     shift = torch.zeros(32)
     shift[::2] = 4.0  # every note-on rises by a major third (C4, D4 -> E4, F#4)
-    rows = style.transfer_curve(model, sources, [0.0, 1.0], vector=shift, target_region="irish",
+    rows = style.transfer_curve(model, sources, [0.0, 1.0], vector=shift, target="irish",
                                 classifier=HighNotesAreIrish())
     assert [r["strength"] for r in rows] == [0.0, 1.0]  # E4 and above count as Irish: only after the shift
     assert [r["onset_agreement"] for r in rows] == [1.0, 1.0] and rows[1]["contour_agreement"] == 1.0
