@@ -225,17 +225,23 @@ def pitch_ngrams(grid, n: int = 8, transposition_invariant: bool = False) -> set
     return {tuple(pitches[i:i + n].tolist()) for i in range(len(pitches) - n + 1)} if n > 0 else set()
 
 
-def copy_rate(generated_grids, training_grids, n: int = 8, transposition_invariant: bool = False) -> float:
+def ngram_index(training_grids, n: int = 8, transposition_invariant: bool = False) -> set:
+    """Every `pitch_ngrams` run of a set of grids: build it once to check many pieces."""
+    return set().union(*(pitch_ngrams(g, n, transposition_invariant) for g in training_grids))
+
+
+def copy_rate(generated_grids, training, n: int = 8, transposition_invariant: bool = False) -> float:
     """Originality check: the fraction of the generated pieces' ``n``-note pitch runs (each piece's
-    distinct runs, see `pitch_ngrams`) that occur anywhere in the training pieces. NaN if no
-    generated piece has ``n`` notes.
+    distinct runs, see `pitch_ngrams`) that occur anywhere in the training pieces. ``training``:
+    their grids, or their `ngram_index` (built with the same ``n``). NaN if no generated piece has
+    ``n`` notes.
 
     Real held-out music copies too (folk tunes share stock phrases): compare with the held-out
     tunes' own copy rate, not with zero.
 
     Chapter: notebooks/10_evaluating_generative_models.ipynb
     """
-    seen = set().union(*(pitch_ngrams(g, n, transposition_invariant) for g in training_grids))
+    seen = training if isinstance(training, (set, frozenset)) else ngram_index(training, n, transposition_invariant)
     generated = [r for g in generated_grids for r in pitch_ngrams(g, n, transposition_invariant)]
     return float(np.mean([r in seen for r in generated])) if generated else float("nan")
 

@@ -108,6 +108,8 @@ def test_copy_rate_counts_runs_found_in_training():
     assert metrics.copy_rate([scale + 2], [scale]) == pytest.approx(1 / 3)  # 1 run overlaps in pitch
     assert metrics.copy_rate([scale + 2], [scale], transposition_invariant=True) == 1.0
     assert metrics.pitch_ngrams(scale, 3) >= {(60, 61, 62)}
+    index = metrics.ngram_index([scale[:9]], n=8)
+    assert len(index) == 2 and metrics.copy_rate([scale], index) == pytest.approx(2 / 3)
 
 
 def test_histogram_js_divergences():
