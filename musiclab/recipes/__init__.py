@@ -11,6 +11,7 @@ Chapter: notebooks/02_learning_to_generate.ipynb
 from .common import CHECKPOINTS
 from .gan import evaluate_gan, gan_batches, gan_step, score_gan_diversity, train_gan
 from .next_token import next_token_step, score_next_token, train_next_token
+from .recording import book_recording, recording_slices, train_recording_gan
 from .rnn import (AUDIO_HELD_OUT_PITCHES, AUDIO_PROGRAM, AUDIO_SR, AUDIO_TRAIN_PITCHES, audio_notes, audio_step,
                   load_rnn, melody_generation_report, melody_step, poly_batches, poly_step, score_audio,
                   score_melody, score_pianoroll_file, train_audio, train_melody, train_poly)
@@ -27,11 +28,12 @@ RECIPES = {
     "poly-made": lambda **kwargs: train_poly(output="made", **kwargs),
     "audio-rnn": train_audio,
     "audio-rnn-mse": lambda **kwargs: train_audio(output="gaussian", **kwargs),
+    "recording-gan": train_recording_gan,
 }
 
 __all__ = ["CHECKPOINTS", "RECIPES", "AUDIO_HELD_OUT_PITCHES", "AUDIO_PROGRAM", "AUDIO_SR", "AUDIO_TRAIN_PITCHES",
-           "audio_notes", "audio_step", "evaluate_gan", "gan_batches", "gan_step", "load_rnn",
-           "melody_generation_report", "melody_slices", "melody_step", "next_token_step", "poly_batches", "poly_step",
+           "audio_notes", "audio_step", "book_recording", "evaluate_gan", "gan_batches", "gan_step", "load_rnn",
+           "melody_generation_report", "melody_slices", "melody_step", "next_token_step", "poly_batches", "poly_step", "recording_slices",
            "score_audio", "score_gan_diversity", "score_melody", "score_next_token", "score_pianoroll_file",
-           "score_timbre", "timbre_split", "train_audio", "train_gan", "train_melody", "train_next_token", "train_poly",
+           "score_timbre", "timbre_split", "train_audio", "train_gan", "train_melody", "train_next_token", "train_poly", "train_recording_gan",
            "train_vae_melody", "train_vae_timbre", "vae_melody_step", "vae_timbre_step"]

@@ -1,0 +1,119 @@
+"""The chapter-11 GAN on slices of one recording: ``python -m musiclab train recording-gan [--data my.wav]``.
+
+The chapter-3 SpecGAN with a single condition (so it is unconditional): it learns the distribution of
+0.75-s log-mel slices cut from the recording. Without ``data`` it trains on the book's stand-in
+recording, a folk tune rendered by the SoundFont (`book_recording`).
+
+Chapter: notebooks/11_end_to_end.ipynb
+"""
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import audio, config, recording, train
+from ..errors import BadInputError
+from .gan import gan_batches, gan_step, score_gan_diversity
+
+BOOK_TUNE_ID = "oneills1850/1224"  # "Toss the Feathers", a reel from O'Neill's 1850 collection (test split)
+BOOK_PROGRAM = 40  # violin
+BOOK_QPM = 150
+
+
+def book_recording(sr: int = 44100) -> tuple[np.ndarray, str]:
+    """The book's stand-in for a reader's recording: ``BOOK_TUNE_ID`` played twice on the SoundFont violin
+    at ``BOOK_QPM``, in stereo (the right channel 3 dB quieter and 12 ms later, like a second microphone).
+
+    Returns ``(y [shape=(2, n)] float32 at sr, title)``.
+
+    Chapter: notebooks/11_end_to_end.ipynb
+    """
+    from .. import datasets, symbolic
+
+    tune = next((t for t in datasets.load_folk(progress=False) if t.id == BOOK_TUNE_ID), None)
+    if tune is None:
+        raise BadInputError(f"{BOOK_TUNE_ID} is not in the folk data; rebuild it with python -m musiclab data")
+    notes = symbolic.grid_to_notes(np.concatenate([tune.grid, tune.grid]))
+    left = audio.render_notes(notes, program=BOOK_PROGRAM, qpm=BOOK_QPM, sr=sr, tail_s=1.0)
+    delay = round(0.012 * sr)
+    right = 10 ** (-3 / 20) * np.concatenate([np.zeros(delay, np.float32), left[:-delay]])
+    y = np.stack([left, right])
+    return recording.normalise_peak(y, 0.7), f"{tune.title} ({tune.id}), violin, {BOOK_QPM} quarter notes per minute"
+
+
+def recording_slices(y, model_config) -> dict:
+    """Slices of a mono recording at the model's rate, a quarter slice apart, as the GAN's training data:
+    ``y`` [shape=(N, n_samples)], ``log_mel`` [shape=(N, n_mels, n_frames)], and the single condition
+    (``program``, ``pitch``) of every slice.
+
+    Chapter: notebooks/11_end_to_end.ipynb
+    """
+    from ..models import gan
+
+    slices = recording.slice_recording(y, model_config.sr, model_config.n_samples, model_config.n_samples // 4)
+    condition = np.zeros(len(slices), np.int64)
+    return {"y": slices, "log_mel": gan.log_mel(slices, model_config),
+            "program": condition + model_config.programs[0], "pitch": condition + model_config.pitches[0]}
+
+
+def load_training_recordings(data, sr: int) -> tuple[list[np.ndarray], list[tuple[str, str]]]:
+    """``data``: one audio file or a folder of them. Returns the usable recordings (mono, at ``sr``) and
+    ``(file, problem)`` for each file that was skipped; raises if none is usable."""
+    path = Path(data)
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3")) \
+        if path.is_dir() else [path]
+    recordings, skipped = [], []
+    for file in files:
+        try:
+            recordings.append(recording.load_recording(file, sr)[0])
+        except BadInputError as err:
+            skipped.append((str(file), str(err)))
+    if not recordings:
+        raise BadInputError(f"{path}: no usable recording ({len(skipped)} skipped: "
+                            + "; ".join(problem for _, problem in skipped) + ")")
+    return recordings, skipped
+
+
+def train_recording_gan(out_dir="runs", steps: int | None = None, command: str = "", data=None,
+                        progress: bool = True) -> dict:
+    """Train the single-condition SpecGAN on slices of ``data`` (an audio file or a folder), or of the
+    book's recording; write ``out_dir/recording-gan.safetensors`` (the generator's moving average; the
+    sidecar also keeps the training history for learning curves)."""
+    from ..models import gan
+
+    config.seed_everything(0)
+    model_config = gan.GanConfig(programs=(0,), pitches=(0,), width=config.pick(8, 16))
+    if data is None:
+        y, title = book_recording(model_config.sr)
+        recordings, skipped, source = [y.mean(axis=0)], [], f"book recording: {title}"
+    else:
+        recordings, skipped = load_training_recordings(data, model_config.sr)
+        source = f"{data} ({len(recordings)} recordings, {len(skipped)} skipped)"
+    parts = [recording_slices(y, model_config) for y in recordings]
+    slices = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    generator, discriminator = gan.Generator(model_config), gan.Discriminator(model_config)
+    ema = copy.deepcopy(generator)
+    optimizers = {name: torch.optim.Adam(module.parameters(), lr=2e-4, betas=(0.0, 0.9))
+                  for name, module in (("generator", generator), ("discriminator", discriminator))}
+    n_steps = steps or config.pick(150, 3000)
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    history = train.fit({"generator": generator, "discriminator": discriminator, "ema": ema}, optimizers,
+                        gan_step(generator, discriminator, ema=ema, ema_decay=config.pick(0.95, 0.999),
+                                 mode_seeking=0.25),
+                        gan_batches(slices, model_config, min(32, len(slices))), n_steps,
+                        evaluate=lambda: score_gan_diversity(ema, slices, 0, 0), eval_every=max(n_steps // 5, 1),
+                        log_every=config.pick(10, 30), grad_clip=None, checkpoint_path=out_dir / "recording-gan.pt",
+                        checkpoint_every=250, config=model_config, progress=progress, desc="recording-gan")
+    wall_time_s = round(time.perf_counter() - start, 1)
+    metrics = {**{k: round(v, 4) for k, v in history[-1].items() if k.startswith("spread")},
+               "steps": n_steps, "n_slices": len(slices["y"])}
+    meta = {"command": command, "mode": config.get_mode(), "data": source, "skipped": skipped, "metrics": metrics,
+            "device": str(config.get_device()), "torch_threads": torch.get_num_threads(), "wall_time_s": wall_time_s,
+            "weights": "exponential moving average of the generator", "history": history}
+    train.save_weights(out_dir / "recording-gan.safetensors", ema, model_config, meta)
+    return {"weights": str(out_dir / "recording-gan.safetensors"), **metrics, "wall_time_s": wall_time_s}
