@@ -333,3 +333,138 @@ def kl_weight(step: int, warmup_steps: int, beta: float = 1.0) -> float:
     if warmup_steps <= 0:
         return beta
     return beta * min(1.0, step / warmup_steps)
+
+
+# Multi-task ----------------------------------------------------------------------------------------
+#
+# One network, several heads, one scalar to descend. The weighted sum L = sum_i w_i L_i needs the
+# weights chosen by hand; uncertainty weighting (Kendall, Gal & Cipolla 2018) learns them by treating
+# each task's noise scale sigma_i as a parameter of that task's likelihood, with s_i = log sigma_i^2.
+
+
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """Mean cross-entropy (nats) over the labelled examples only; 0 (with a gradient) if none is labelled.
+
+    -1/|L| sum_{n in L} log softmax(logits_n)[y_n],  L = {n : y_n != ignore_index}
+
+    Unlabelled examples (a tune with no tune type, a Chinese tune's mode) contribute nothing, so a
+    batch without any label for this task leaves the task's head untouched instead of giving NaN.
+
+    Parameters
+    ----------
+    logits : Tensor [shape=(N, K)] or [shape=(N, T, K)]
+    targets : LongTensor [shape=(N,)] or [shape=(N, T)], values in [0, K) or ``ignore_index``
+
+    Chapter: notebooks/08_multitask_evaluation.ipynb
+    """
+    logits, targets = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+    labelled = targets != ignore_index
+    if not labelled.any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[labelled], targets[labelled])
+
+
+def weighted_task_loss(task_losses: dict, weights: dict | None = None) -> torch.Tensor:
+    """L = sum_i w_i L_i over the tasks (w_i = 1 for a task missing from ``weights``).
+
+    Chapter: notebooks/08_multitask_evaluation.ipynb
+    """
+    weights = weights or {}
+    return sum(weights.get(task, 1.0) * loss for task, loss in task_losses.items())
+
+
+def uncertainty_weighted_loss(task_losses: dict, log_variances: dict, regression=()) -> torch.Tensor:
+    """Kendall et al. (2018) uncertainty weighting, with s_i = log sigma_i^2 learned per task.
+
+    Each term is a task's negative log-likelihood with its noise scale sigma_i as a parameter:
+
+    - regression, y ~ N(f, sigma^2), L_i = ||y - f||^2 (squared error):
+      -log p = L_i / (2 sigma^2) + log sigma + const = 1/2 exp(-s_i) L_i + s_i / 2;
+    - classification, y ~ softmax(f / sigma^2), L_i = cross-entropy of softmax(f): Kendall's
+      approximation gives -log p ~= L_i / sigma^2 + log sigma = exp(-s_i) L_i + s_i / 2.
+
+    Setting the derivative in s_i to zero: sigma^2 = L_i for regression (the Gaussian's maximum-
+    likelihood variance) and sigma^2 = 2 L_i for classification; each task's weight falls as its loss
+    grows. The often-copied ``exp(-s) * L + s`` for every task is neither form (its optimum is
+    sigma^2 = L for both kinds).
+
+    Parameters
+    ----------
+    task_losses : dict task -> scalar Tensor (mean cross-entropy, or mean squared error)
+    log_variances : dict task -> scalar Tensor s_i (a learnable parameter)
+    regression : the tasks whose loss is a squared error; all others are classification
+
+    Chapter: notebooks/08_multitask_evaluation.ipynb
+    """
+    return sum((0.5 if task in regression else 1.0) * torch.exp(-log_variances[task]) * loss
+               + 0.5 * log_variances[task] for task, loss in task_losses.items())
+
+
+def scaled_softmax_nll(logits: torch.Tensor, targets: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
+    """The exact NLL of Kendall's tempered classifier p(y | f, sigma) = softmax(f / sigma^2)[y], in nats.
+
+    `uncertainty_weighted_loss` uses the approximation exp(-s) CE(f) + s / 2 of this; the chapter
+    compares the two numerically.
+
+    Chapter: notebooks/08_multitask_evaluation.ipynb
+    """
+    return F.cross_entropy(logits * torch.exp(-log_variance), targets)
+
+
+# Style transfer ------------------------------------------------------------------------------------
+#
+# CycleGAN (Zhu et al. 2017): generators G: A -> B and F: B -> A, discriminators D_B (on B) and D_A
+# (on A), trained on unpaired examples of A and B. The generators minimise
+#   L = L_adv(G, D_B) + L_adv(F, D_A) + lambda_cyc L_cyc(G, F) + lambda_id L_id(G, F),
+# the adversarial terms being any GAN loss of the GAN section (the book uses the hinge loss).
+
+
+def _distance(x: torch.Tensor, y: torch.Tensor, distance: str) -> torch.Tensor:
+    if distance == "l1":
+        return (y - x).abs().mean()
+    if distance == "cross_entropy":
+        return F.cross_entropy(y, x)
+    raise ValueError(f"distance={distance!r}: expected 'l1' or 'cross_entropy'")
+
+
+def cycle_consistency_loss(x_a: torch.Tensor, x_a_cycled: torch.Tensor, x_b: torch.Tensor,
+                           x_b_cycled: torch.Tensor, distance: str = "l1") -> torch.Tensor:
+    """L_cyc = E_a d(a, F(G(a))) + E_b d(b, G(F(b))): translating there and back must return the input.
+
+    - ``distance="l1"``: d is the mean absolute difference per element (the paper's ||.||_1 divided
+      by the number of elements, which only rescales lambda_cyc); ``x_*`` and ``x_*_cycled`` have
+      the same shape.
+    - ``distance="cross_entropy"`` (discrete tokens): d is the cross-entropy in nats per step of the
+      original tokens ``x_*`` [shape=(B, T)] under the cycled logits ``x_*_cycled`` [shape=(B, K, T)],
+      i.e. -log p(a | F(G(a))): the likelihood version of "return the input".
+
+    Chapter: notebooks/07_style_transfer_gan.ipynb
+    """
+    return _distance(x_a, x_a_cycled, distance) + _distance(x_b, x_b_cycled, distance)
+
+
+def identity_loss(x_a: torch.Tensor, f_of_a: torch.Tensor, x_b: torch.Tensor, g_of_b: torch.Tensor,
+                  distance: str = "l1") -> torch.Tensor:
+    """L_id = E_b d(b, G(b)) + E_a d(a, F(a)): an example already in the target domain is left alone.
+
+    Same ``distance`` choices as `cycle_consistency_loss`. Without it nothing stops G from changing
+    what both domains share (the colour of a photo, the loudness or pitch of a note).
+
+    Chapter: notebooks/07_style_transfer_gan.ipynb
+    """
+    return _distance(x_a, f_of_a, distance) + _distance(x_b, g_of_b, distance)
+
+
+def cyclegan_generator_loss(fake_scores_b: torch.Tensor, fake_scores_a: torch.Tensor, cycle: torch.Tensor,
+                            identity: torch.Tensor, lambda_cycle: float = 10.0,
+                            lambda_identity: float = 5.0) -> torch.Tensor:
+    """The generators' total loss with hinge adversarial terms.
+
+    -E[D_B(G(a))] - E[D_A(F(b))] + lambda_cyc L_cyc + lambda_id L_id, where ``fake_scores_b`` are
+    D_B's scores of G(a) and ``fake_scores_a`` D_A's scores of F(b). The paper's defaults are
+    lambda_cyc = 10 and lambda_id = 0.5 lambda_cyc.
+
+    Chapter: notebooks/07_style_transfer_gan.ipynb
+    """
+    return (hinge_generator_loss(fake_scores_b) + hinge_generator_loss(fake_scores_a)
+            + lambda_cycle * cycle + lambda_identity * identity)
