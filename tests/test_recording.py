@@ -2,7 +2,6 @@
 import json
 
 import librosa
-
 import numpy as np
 import pytest
 import soundfile
