@@ -307,6 +307,24 @@ def log_mel(y, sr: int, n_fft: int = 1024, hop_length: int = 256, n_mels: int = 
     return np.log(np.maximum(mel, LOG_FLOOR))
 
 
+def log_spectral_distance_db(log_spec_a, log_spec_b, floor_db: float = -80.0) -> float:
+    """Log-spectral distance in dB between two natural-log spectrograms [shape=(n_bins, T)].
+
+    Both are converted to dB (``20 / ln 10`` per nat) and clamped at ``floor_db`` (so differences
+    between inaudible bins do not count); then the RMS difference over the bins of each frame is
+    averaged over the frames: ``mean_t sqrt(mean_f (A_ft - B_ft)^2)``. Shapes must match.
+
+    Chapter: notebooks/07_style_transfer_gan.ipynb
+    """
+    a, b = _as_array(log_spec_a, "log_spec_a"), _as_array(log_spec_b, "log_spec_b")
+    if a.shape != b.shape or a.ndim != 2:
+        raise BadInputError(f"log_spectral_distance_db: expected two spectrograms of one (n_bins, T) shape, "
+                            f"got {a.shape} and {b.shape}")
+    to_db = 20 / math.log(10)
+    a, b = np.maximum(a * to_db, floor_db), np.maximum(b * to_db, floor_db)
+    return float(np.sqrt(((a - b) ** 2).mean(axis=0)).mean())
+
+
 def griffin_lim(magnitude, n_iter: int = 32, hop_length: int = 256, n_fft: int | None = None,
                 length: int | None = None, momentum: float = 0.99) -> np.ndarray:
     """Estimate audio from a linear STFT magnitude by Griffin-Lim, from a fixed random phase.

@@ -9,6 +9,8 @@ command-line names to them.
 Chapter: notebooks/02_learning_to_generate.ipynb
 """
 from .common import CHECKPOINTS
+from .cyclegan import (UnpairedBatches, cyclegan_step, region_phrases, score_symbolic_transfer, score_timbre_transfer,
+                       timbre_log_mels, timbre_pairs, train_cyclegan_symbolic, train_cyclegan_timbre)
 from .evaluation import (accuracy_vs_steps_read, crop_batches, crop_grids, mtnn_step, rnn_evaluator_step,
                          score_classifier, train_mtnn, train_rnn_evaluator)
 from .gan import evaluate_gan, gan_batches, gan_step, score_gan_diversity, train_gan
@@ -31,11 +33,16 @@ RECIPES = {
     "audio-rnn": train_audio,
     "audio-rnn-mse": lambda **kwargs: train_audio(output="gaussian", **kwargs),
     "recording-gan": train_recording_gan,
+    "cyclegan-timbre": train_cyclegan_timbre,
+    "cyclegan-symbolic": train_cyclegan_symbolic,
     "mtnn": train_mtnn,
     "rnn-evaluator": train_rnn_evaluator,
 }
 
-__all__ = ["CHECKPOINTS", "RECIPES", "AUDIO_HELD_OUT_PITCHES", "AUDIO_PROGRAM", "AUDIO_SR", "AUDIO_TRAIN_PITCHES",
+__all__ = ["CHECKPOINTS", "RECIPES", "UnpairedBatches", "cyclegan_step", "region_phrases",
+           "score_symbolic_transfer", "score_timbre_transfer", "timbre_log_mels", "timbre_pairs",
+           "train_cyclegan_symbolic", "train_cyclegan_timbre",
+           "AUDIO_HELD_OUT_PITCHES", "AUDIO_PROGRAM", "AUDIO_SR", "AUDIO_TRAIN_PITCHES",
            "accuracy_vs_steps_read", "crop_batches", "crop_grids", "mtnn_step", "rnn_evaluator_step",
            "score_classifier", "train_mtnn", "train_rnn_evaluator",
            "audio_notes", "audio_step", "book_recording", "evaluate_gan", "gan_batches", "gan_step", "load_rnn",

@@ -1,0 +1,270 @@
+"""The chapter-7 CycleGANs: ``python -m musiclab train cyclegan-timbre | cyclegan-symbolic``.
+
+Chapter: notebooks/07_style_transfer_gan.ipynb
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import audio, config, datasets, losses, symbolic, train
+from .common import _finish, _keep_best
+
+TIMBRE_PROGRAMS = (73, 71)  # flute (A) <-> clarinet (B)
+SYMBOLIC_REGIONS = ("German", "Chinese")
+PHRASE_BARS = 4  # symbolic phrases: 4 bars of 16 sixteenths = 64 steps
+
+
+class UnpairedBatches:
+    """An iterable of ``(batch_a, batch_b)`` drawn independently from two unpaired sets.
+
+    ``items_*`` are arrays [shape=(C, T_i)] (``n_frames`` given: a random window of that many frames is
+    cut from each drawn item) or rows of one array [shape=(N, T)]. One pass is ``batches_per_pass``
+    batches; nothing pairs an ``a`` with a ``b``.
+    """
+
+    def __init__(self, items_a, items_b, batch_size: int, n_frames: int | None = None,
+                 batches_per_pass: int = 100, seed: int = 0):
+        self.items = (items_a, items_b)
+        self.batch_size, self.n_frames, self.batches_per_pass = batch_size, n_frames, batches_per_pass
+        self.rng = np.random.default_rng(seed)
+
+    def _draw(self, items) -> torch.Tensor:
+        picked = [items[i] for i in self.rng.integers(len(items), size=self.batch_size)]
+        if self.n_frames is not None:
+            starts = [self.rng.integers(x.shape[-1] - self.n_frames + 1) for x in picked]
+            picked = [x[..., s:s + self.n_frames] for x, s in zip(picked, starts)]
+        return torch.from_numpy(np.stack(picked))
+
+    def __iter__(self):
+        for _ in range(self.batches_per_pass):
+            yield tuple(self._draw(items) for items in self.items)
+
+
+def cyclegan_step(model, discriminator_a, discriminator_b, lambda_cycle: float = 10.0,
+                  lambda_identity: float = 5.0):
+    """The CycleGAN step: one update of both discriminators, then one of both generators.
+
+    D_B learns to score real b above G(a), D_A real a above F(b) (hinge losses); then G and F
+    minimise `losses.cyclegan_generator_loss`. Timbre batches are log-mel patches compared with the L1
+    distance; symbolic batches are token grids: the generators see one-hot grids, their outputs are
+    made one-hot by `models.cyclegan.hard_tokens`, and cycle and identity use the cross-entropy.
+    Logged: the losses, the cycle and identity terms, and D's accuracy on real and translated batches.
+    """
+    from ..models import cyclegan
+
+    symbolic_kind = model.config.kind == "symbolic"
+    distance = "cross_entropy" if symbolic_kind else "l1"
+    as_input = cyclegan.grids_to_one_hot if symbolic_kind else (lambda x: x)
+    as_output = cyclegan.hard_tokens if symbolic_kind else (lambda x: x)
+
+    def step(batch, update):
+        a, b = batch
+        x_a, x_b = as_input(a), as_input(b)
+        fake_b, fake_a = as_output(model.a_to_b(x_a)), as_output(model.b_to_a(x_b))
+        real_scores_b, real_scores_a = discriminator_b(x_b), discriminator_a(x_a)
+        fake_scores_b, fake_scores_a = discriminator_b(fake_b.detach()), discriminator_a(fake_a.detach())
+        d_loss = (losses.hinge_discriminator_loss(real_scores_b, fake_scores_b)
+                  + losses.hinge_discriminator_loss(real_scores_a, fake_scores_a))
+        update(d_loss, "discriminators")
+        cycle = losses.cycle_consistency_loss(a, model.b_to_a(fake_b), b, model.a_to_b(fake_a), distance)
+        identity = losses.identity_loss(a, model.b_to_a(x_a), b, model.a_to_b(x_b), distance)
+        g_loss = losses.cyclegan_generator_loss(discriminator_b(fake_b), discriminator_a(fake_a), cycle, identity,
+                                                lambda_cycle, lambda_identity)
+        update(g_loss, "generators")
+        return {"d_loss": d_loss, "g_loss": g_loss, "cycle": cycle, "identity": identity,
+                "d_accuracy_real": 0.5 * ((real_scores_a > 0).float().mean() + (real_scores_b > 0).float().mean()),
+                "d_accuracy_fake": 0.5 * ((fake_scores_a < 0).float().mean() + (fake_scores_b < 0).float().mean())}
+
+    return step
+
+
+def _optimizers(model, discriminator_a, discriminator_b, lr: float) -> dict:
+    betas = (0.5, 0.999)
+    return {"generators": torch.optim.Adam(model.parameters(), lr=lr, betas=betas),
+            "discriminators": torch.optim.Adam(list(discriminator_a.parameters()) + list(discriminator_b.parameters()),
+                                               lr=lr, betas=betas)}
+
+
+def _with_linear_decay(step_fn, optimizers: dict, n_steps: int):
+    """Constant learning rate for the first half, then linearly down to 0 (as in Zhu et al. 2017).
+
+    The step count comes from the optimizer's own state, so a resumed run continues the schedule.
+    """
+    base_lrs = {name: [group["lr"] for group in opt.param_groups] for name, opt in optimizers.items()}
+
+    def step(batch, update):
+        for name, opt in optimizers.items():
+            state = opt.state.get(opt.param_groups[0]["params"][0], {})
+            factor = min(1.0, 2 * (1 - float(state.get("step", 0)) / n_steps))
+            for group, lr in zip(opt.param_groups, base_lrs[name]):
+                group["lr"] = lr * factor
+        return step_fn(batch, update)
+
+    return step
+
+
+def _spread(items: list, n: int) -> list:
+    """``n`` items taken evenly across ``items`` (the corpus is ordered by collection)."""
+    return items[::max(1, len(items) // n)][:n]
+
+
+# Timbre ------------------------------------------------------------------------------------------------
+
+
+def timbre_log_mels(tunes, program: int, max_quarters: float) -> list[np.ndarray]:
+    """The opening ``max_quarters`` quarter notes of each tune rendered on ``program``, as encoded
+    log-mels [shape=(N_MELS, T_i)] (`models.cyclegan.encode_log_mel`)."""
+    from ..models import cyclegan
+
+    return [cyclegan.encode_log_mel(cyclegan.melody_log_mel(t.notes, program, max_quarters)) for t in tunes]
+
+
+def timbre_pairs(tunes, programs=TIMBRE_PROGRAMS, max_quarters: float = 16) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Ground truth for evaluation: each tune's opening rendered on both programs, log-mels in nats."""
+    from ..models import cyclegan
+
+    return [(cyclegan.melody_log_mel(t.notes, programs[0], max_quarters),
+             cyclegan.melody_log_mel(t.notes, programs[1], max_quarters)) for t in tunes]
+
+
+def score_timbre_transfer(model, pairs) -> dict:
+    """Mean log-spectral distance (dB, `audio.log_spectral_distance_db`) to the true rendering.
+
+    ``translated_*``: G(a) against b and F(b) against a; ``input_*``: the untransformed input
+    against the target (the baseline); ``ratio_a_to_b`` = translated / input (the bar: <= 0.5).
+    """
+    from ..models import cyclegan
+
+    distance = audio.log_spectral_distance_db
+    floor = cyclegan.FLOOR_DB
+    rows = [(distance(cyclegan.translate_log_mel(model, a, "a_to_b"), b, floor), distance(a, b, floor),
+             distance(cyclegan.translate_log_mel(model, b, "b_to_a"), a, floor)) for a, b in pairs]
+    translated_ab, input_ab, translated_ba = np.mean(rows, axis=0)
+    return {"lsd_translated_a_to_b": float(translated_ab), "lsd_input": float(input_ab),
+            "lsd_translated_b_to_a": float(translated_ba), "ratio_a_to_b": float(translated_ab / input_ab)}
+
+
+def train_cyclegan_timbre(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
+                          programs=TIMBRE_PROGRAMS) -> dict:
+    """The chapter-7 timbre CycleGAN: flute <-> clarinet log-mels of *different* folk melodies.
+
+    Training: the train split's tunes alternate between the sides (even -> A, odd -> B), so no melody is
+    heard on both instruments. Early stopping on the valid split's log-spectral distance (paired
+    renderings, used only to pick the checkpoint); the figures reported are on the test split.
+    """
+    from ..models import cyclegan
+
+    config.seed_everything(0)
+    program_a, program_b = programs
+    model_config = cyclegan.CycleGanConfig(n_channels=cyclegan.N_MELS, hidden=config.pick(64, 96),
+                                           n_blocks=config.pick(3, 4), kind="timbre",
+                                           domain_a=str(program_a), domain_b=str(program_b))
+    max_quarters = config.pick(16, 32)
+    tunes = _spread(datasets.load_folk("train"), config.pick(120, 600))
+    side_a = timbre_log_mels(tunes[0::2], program_a, max_quarters)
+    side_b = timbre_log_mels(tunes[1::2], program_b, max_quarters)
+    valid_pairs = timbre_pairs(_spread(datasets.load_folk("valid"), config.pick(6, 24)), programs)
+    n_frames = 64  # about one second per patch
+    model = cyclegan.CycleGAN(model_config)
+    discriminator_a, discriminator_b = cyclegan.Discriminator(model_config), cyclegan.Discriminator(model_config)
+    n_steps = steps or config.pick(150, 5000)
+    evaluate, best = _keep_best(model, lambda: score_timbre_transfer(model, valid_pairs), "lsd_translated_a_to_b")
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    optimizers = _optimizers(model, discriminator_a, discriminator_b, lr=config.pick(1e-3, 5e-4))
+    history = train.fit({"model": model, "discriminator_a": discriminator_a, "discriminator_b": discriminator_b},
+                        optimizers, _with_linear_decay(cyclegan_step(model, discriminator_a, discriminator_b),
+                                                       optimizers, n_steps),
+                        UnpairedBatches(side_a, side_b, batch_size=16, n_frames=n_frames), n_steps,
+                        evaluate=evaluate, eval_every=max(n_steps // 10, 1), log_every=config.pick(10, 50),
+                        grad_clip=None, checkpoint_path=out_dir / "cyclegan-timbre.pt", checkpoint_every=250,
+                        config=model_config, progress=progress, desc="timbre CycleGAN")
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    test_tunes = _spread(datasets.load_folk("test"), config.pick(8, 40))
+    test = score_timbre_transfer(model, timbre_pairs(test_tunes, programs))
+    metrics = {**{f"test_{k}": round(v, 4) for k, v in test.items()}, "steps": n_steps,
+               "best_valid_lsd": round(best["lsd_translated_a_to_b"], 4),
+               "best_step": min((r for r in history if "lsd_translated_a_to_b" in r),
+                                key=lambda r: r["lsd_translated_a_to_b"])["step"]}
+    data = (f"folk melodies rendered with TimGM6mb at {cyclegan.TIMBRE_QPM} qpm: first {len(tunes)} train tunes, "
+            f"opening {max_quarters} quarters, even ones on program {program_a} ({audio.program_name(program_a)}), "
+            f"odd ones on {program_b} ({audio.program_name(program_b)}), unpaired; 64-frame patches. Early "
+            f"stopping on {len(valid_pairs)} valid pairs; test: {len(test_tunes)} test tunes spread over the split, "
+            "rendered on both, opening 16 quarters")
+    return _finish("cyclegan-timbre", out_dir, model, model_config, metrics, start, command, data,
+                   history=[r for r in history if "lsd_translated_a_to_b" in r])
+
+
+# Symbolic ----------------------------------------------------------------------------------------------
+
+
+def region_phrases(tunes, region: str, hop_bars: int = 2) -> np.ndarray:
+    """4-bar phrases (64 steps, `symbolic.slice_grid`) of the tunes of ``region`` [shape=(N, 64)]."""
+    parts = [symbolic.slice_grid(t.grid, PHRASE_BARS, hop_bars=hop_bars) for t in tunes if t.region == region]
+    return np.concatenate(parts) if parts else np.zeros((0, PHRASE_BARS * 16), dtype=np.int64)
+
+
+def score_symbolic_transfer(model, phrases_a, phrases_b, classifier=None) -> dict:
+    """Transfer strength (`style.transfer_strength`, the region classifier of chapter 8) and content
+    preservation (`style.content_preservation`) of G on ``phrases_a`` and of F on ``phrases_b``.
+
+    ``strength_before_*`` is the target region's probability on the untransformed phrases.
+    """
+    from .. import style
+    from ..models import cyclegan
+
+    region_a, region_b = model.config.domain_a, model.config.domain_b
+    scores = {}
+    for name, phrases, direction, target in (("a_to_b", phrases_a, "a_to_b", region_b),
+                                             ("b_to_a", phrases_b, "b_to_a", region_a)):
+        translated = cyclegan.translate_grids(model, phrases, direction)
+        scores[f"strength_before_{name}"] = style.transfer_strength(phrases, target, classifier)
+        scores[f"strength_{name}"] = style.transfer_strength(translated, target, classifier)
+        kept = style.content_preservation(phrases, translated)
+        scores[f"onset_{name}"] = kept["onset_agreement"]
+        scores[f"contour_{name}"] = kept["contour_agreement"]
+        scores[f"changed_steps_{name}"] = float((translated != phrases).mean())
+    return scores
+
+
+def train_cyclegan_symbolic(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
+                            regions=SYMBOLIC_REGIONS) -> dict:
+    """The chapter-7 symbolic CycleGAN: 4-bar phrases of two regions' folk melodies (unpaired by nature).
+
+    Scored on the test split's phrases (hop 4 bars) with the shipped region classifier (chapter 8).
+    """
+    from ..models import cyclegan
+
+    config.seed_everything(0)
+    region_a, region_b = regions
+    model_config = cyclegan.CycleGanConfig(n_channels=symbolic.VOCAB_SIZE, hidden=config.pick(64, 128),
+                                           n_blocks=config.pick(3, 4), kernel_size=3, kind="symbolic",
+                                           domain_a=region_a, domain_b=region_b)
+    train_tunes = datasets.load_folk("train", regions=regions)
+    side_a, side_b = region_phrases(train_tunes, region_a), region_phrases(train_tunes, region_b)
+    model = cyclegan.CycleGAN(model_config)
+    discriminator_a, discriminator_b = cyclegan.Discriminator(model_config), cyclegan.Discriminator(model_config)
+    n_steps = steps or config.pick(150, 3000)
+    optimizers = _optimizers(model, discriminator_a, discriminator_b, lr=config.pick(1e-3, 5e-4))
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    history = train.fit({"model": model, "discriminator_a": discriminator_a, "discriminator_b": discriminator_b},
+                        optimizers, _with_linear_decay(cyclegan_step(model, discriminator_a, discriminator_b),
+                                                       optimizers, n_steps),
+                        UnpairedBatches(side_a, side_b, batch_size=32), n_steps, log_every=config.pick(10, 50),
+                        grad_clip=None, checkpoint_path=out_dir / "cyclegan-symbolic.pt", checkpoint_every=250,
+                        config=model_config, progress=progress, desc="symbolic CycleGAN")
+    test_tunes = datasets.load_folk("test", regions=regions)
+    test = score_symbolic_transfer(model, region_phrases(test_tunes, region_a, hop_bars=PHRASE_BARS),
+                                   region_phrases(test_tunes, region_b, hop_bars=PHRASE_BARS))
+    metrics = {**{f"test_{k}": round(v, 4) for k, v in test.items()}, "steps": n_steps,
+               "n_train_phrases": [len(side_a), len(side_b)]}
+    data = (f"4-bar (64-step) phrases of the train split's {region_a} and {region_b} folk melodies, hop 2 bars, "
+            "untransposed; test: the test split's phrases, hop 4 bars; strength by the shipped mtnn region classifier")
+    return _finish("cyclegan-symbolic", out_dir, model, model_config, metrics, start, command, data,
+                   history=[r for r in history if "cycle" in r][-20:])
