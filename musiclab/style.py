@@ -133,12 +133,16 @@ def _check_grids(grids) -> np.ndarray:
     return grids
 
 
-def target_probabilities(grids, target: str, classifier=None, task: str = "region") -> np.ndarray:
+def target_probabilities(grids, target: str, classifier=None, task: str = "region",
+                         versus: str | None = None) -> np.ndarray:
     """Probability [shape=(N,)] the style classifier gives to class ``target`` of ``task`` for each grid.
 
     ``classifier`` is any object with ``labels`` (dict task -> class names) and
     ``predict_proba(grids) -> {task: [shape=(N, n_classes)]}``, as `musiclab.models.mtnn.MultiTaskNet`;
     by default the shipped multi-task network (`mtnn.load_pretrained`), trained on real tunes only.
+    With ``versus`` (the source style), the probability is renormalised over the two styles,
+    :math:`P(\\text{target}) / (P(\\text{target}) + P(\\text{versus}))`: the two-domain judge of
+    Brunner et al. 2018, whose genre classifier knew only the two domains of a transfer.
 
     Chapter: notebooks/06_style_transfer_vae.ipynb
     """
@@ -149,27 +153,52 @@ def target_probabilities(grids, target: str, classifier=None, task: str = "regio
     if task not in classifier.labels:
         raise BadInputError(f"task {task!r}: the classifier has {sorted(classifier.labels)}")
     classes = list(classifier.labels[task])
-    if target not in classes:
-        raise BadInputError(f"target {target!r}: the classifier's {task} classes are {classes}")
-    probabilities = classifier.predict_proba(grids)[task]
-    return np.asarray(probabilities, dtype=np.float64)[:, classes.index(target)]
+    for name in (target, versus):
+        if name is not None and name not in classes:
+            raise BadInputError(f"class {name!r}: the classifier's {task} classes are {classes}")
+    probabilities = np.asarray(classifier.predict_proba(grids)[task], dtype=np.float64)
+    p_target = probabilities[:, classes.index(target)]
+    if versus is None:
+        return p_target
+    total = p_target + probabilities[:, classes.index(versus)]
+    return np.divide(p_target, total, out=np.full_like(total, 0.5), where=total > 0)
 
 
-def transfer_strength(grids, target: str, classifier=None, task: str = "region") -> float:
+def transfer_strength(grids, target: str, classifier=None, task: str = "region", versus: str | None = None) -> float:
     """Transfer strength (Brunner et al. 2018): the mean probability of the target style,
 
     .. math:: S = \\frac{1}{N} \\sum_{i=1}^{N} P_{clf}(\\text{task} = \\text{target} \\mid x_i),
 
     over the transferred grids ``[shape=(N, T)]``, ``T >= 32``; by default the task is the region
-    (e.g. ``target="Irish"``). Measure it on the sources too: the difference is what the transfer
-    achieved.
+    (e.g. ``target="Irish"``); with ``versus``, P renormalised over the target and that source style
+    (see `target_probabilities`). Measure it on the sources too: the difference is what the
+    transfer achieved.
 
     Chapter: notebooks/06_style_transfer_vae.ipynb
     """
-    return float(target_probabilities(grids, target, classifier, task).mean())
+    return float(target_probabilities(grids, target, classifier, task, versus).mean())
 
 
 # Latent attribute vectors (chapter 6) ---------------------------------------------------------
+
+
+def split_phrases(grids, phrase_steps: int = 32) -> np.ndarray:
+    """Cut melodies [shape=(N, K * phrase_steps)] into consecutive phrases [shape=(N * K, phrase_steps)].
+
+    A note tied over a cut is struck again at the start of the next phrase (as `symbolic.slice_grid`
+    does), so that every phrase stands on its own for the VAE; ``grids.reshape(N, -1)`` of the
+    decoded phrases joins them back.
+
+    Chapter: notebooks/06_style_transfer_vae.ipynb
+    """
+    grids = np.asarray(grids)
+    if grids.ndim != 2 or grids.shape[1] % phrase_steps:
+        raise BadInputError(f"grids {grids.shape}: expected (N, T) with T a multiple of {phrase_steps} steps")
+    sounding = np.stack([symbolic.sounding_tokens(g) for g in grids]) if grids.size else grids
+    phrases = grids.reshape(-1, phrase_steps).copy()
+    tied = phrases[:, 0] == symbolic.HOLD
+    phrases[tied, 0] = sounding.reshape(-1, phrase_steps)[tied, 0]
+    return phrases
 
 
 def latent_means(model, tokens, batch_size: int = 2048) -> torch.Tensor:
@@ -211,17 +240,20 @@ def decode_moved(model, z, direction, alpha: float, batch_size: int = 2048) -> n
 
 
 def transfer_curve(model, tokens, alphas, vector=None, centroid=None, target: str | None = None,
-                   classifier=None, task: str = "region") -> list[dict]:
+                   classifier=None, task: str = "region", versus: str | None = None) -> list[dict]:
     """Sweep the strength of a latent move and measure each step on the same melodies.
 
     Each melody's code :math:`z = \mu(x)` moves to :math:`z + \alpha v` (``vector``) or to
     :math:`z + \alpha (c - z)` (``centroid`` c, :math:`\alpha \in [0, 1]`), is decoded greedily
     and scored against its source with `content_preservation`, and, given ``target`` (a class of
-    the classifier's ``task``), with `transfer_strength`.
+    the classifier's ``task``), with `transfer_strength` (``versus``: see there). Melodies longer
+    than the VAE's phrase (``T`` a multiple of it) are moved phrase by phrase (`split_phrases`)
+    and judged whole.
 
     Parameters
     ----------
     tokens : array-like [shape=(N, T)]
+        T = K times the VAE's ``seq_len``.
     alphas : sequence of float
     vector, centroid : Tensor [shape=(z_dim,)]
         Exactly one of the two.
@@ -236,14 +268,14 @@ def transfer_curve(model, tokens, alphas, vector=None, centroid=None, target: st
     if (vector is None) == (centroid is None):
         raise BadInputError("transfer_curve: give exactly one of vector (attribute shift) or centroid")
     sources = np.asarray(tokens)
-    z = latent_means(model, sources)
+    z = latent_means(model, split_phrases(sources, model.config.seq_len))
     direction = vector if vector is not None else torch.as_tensor(centroid) - z
     rows = []
     for alpha in alphas:
-        grids = decode_moved(model, z, direction, alpha)
+        grids = decode_moved(model, z, direction, alpha).reshape(sources.shape)
         row = {"alpha": float(alpha), **content_preservation(sources, grids), "grids": grids}
         if target is not None:
-            row["strength"] = transfer_strength(grids, target, classifier, task)
+            row["strength"] = transfer_strength(grids, target, classifier, task, versus)
         rows.append(row)
     return rows
 

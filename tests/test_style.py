@@ -1,5 +1,6 @@
 """Chapters 6-7: style-transfer measures on hand-computable grids, and their bad-input errors."""
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -109,6 +110,8 @@ def test_transfer_strength_rejects_short_or_bad_grids():
 class AddOneDecoder:
     """A 'VAE' whose code is the grid itself (as floats), decoded by rounding: makes latent moves visible."""
 
+    config = SimpleNamespace(seq_len=32)
+
     def encode(self, tokens):
         tokens = torch.as_tensor(tokens).float()
         return tokens, torch.zeros_like(tokens)
@@ -158,3 +161,32 @@ def test_transfer_curve_and_operating_point():
     assert style.pick_operating_point(weak)["alpha"] == 1.0  # the strongest that keeps the onsets
     with pytest.raises(BadInputError, match="exactly one"):
         style.transfer_curve(model, sources, [0.0])
+
+
+def test_long_melodies_move_phrase_by_phrase():
+    grid = np.concatenate([np.tile([C4, H], 15), [D4, H], [H, H], np.tile([E4, H], 15)])  # D4 tied over the cut
+    phrases = style.split_phrases(grid[None])
+    assert phrases.shape == (2, 32) and phrases[1, 0] == D4 and phrases[1, 1] == H
+    np.testing.assert_array_equal(style.split_phrases(grid[None]).reshape(1, -1)[:, :32], grid[None, :32])
+    model = AddOneDecoder()
+    rows = style.transfer_curve(model, np.stack([grid, grid]), [0.0], vector=torch.zeros(32),
+                                target="irish", classifier=HighNotesAreIrish())
+    assert rows[0]["grids"].shape == (2, 64)
+    assert rows[0]["onset_agreement"] == pytest.approx(2 * 31 / (31 + 32))  # the re-struck D4 is one extra onset
+    assert rows[0]["strength"] == pytest.approx(15 / 32)  # the whole melody is judged: 15 of its 32 notes are >= E4
+    with pytest.raises(BadInputError, match="multiple of 32"):
+        style.split_phrases(np.zeros((1, 40), int))
+
+
+def test_strength_versus_the_source_renormalises_over_two_styles():
+    class ThreeWay:
+        labels = {"region": ["a", "b", "c"]}
+
+        def predict_proba(self, grids):
+            return {"region": np.tile([0.2, 0.1, 0.7], (len(grids), 1))}
+
+    grids = np.tile([C4, H], (2, 16))
+    assert style.transfer_strength(grids, "a", ThreeWay()) == pytest.approx(0.2)
+    assert style.transfer_strength(grids, "a", ThreeWay(), versus="b") == pytest.approx(2 / 3)
+    with pytest.raises(BadInputError, match="'d'"):
+        style.transfer_strength(grids, "a", ThreeWay(), versus="d")
