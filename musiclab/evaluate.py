@@ -1,0 +1,415 @@
+"""Evaluate one piece: read an upload (MIDI, ABC, MusicXML or WAV), then report what the book's
+evaluators say about it.
+
+- `read_piece`: a file or its bytes -> a monophonic event grid, with a `BadInputError` naming the
+  problem (corrupt, empty, huge, polyphonic with where and how many notes, silent, unpitched).
+- `evaluate_piece`: the chapter-8 multi-task network's predicted region, tune type, meter and mode;
+  where the piece falls in a corpus region's distribution of each MGEval feature (chapter 10); its
+  8-note copy rate against that region's training tunes; the chapter-9 per-note surprise under the
+  melody RNN, with likelier alternatives.
+- `evaluator_widget`: the same behind a FileUpload and a corpus dropdown; bad uploads show their
+  message in the widget, never a traceback.
+
+Chapter: notebooks/10_evaluating_generative_models.ipynb
+"""
+from __future__ import annotations
+
+import functools
+import html
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import audio, datasets, metrics, plot, symbolic
+from .errors import BadInputError
+
+MAX_UPLOAD_BYTES = 2_000_000  # a 32-bar melody is about 1 kB of MIDI or ABC; a minute of WAV is ~2-5 MB
+MAX_WAV_BYTES = 20_000_000
+MAX_WAV_SECONDS = 120.0
+MAX_BARS = 256  # 4/4 bars of 16th notes; evaluation time grows with the length
+SUFFIXES = symbolic.MELODY_SUFFIXES + (".wav",)
+WAV_SR = 16000
+WAV_HOP = 256  # 16 ms pYIN frames at 16 kHz
+MIN_NOTE_S = 0.06  # shorter pitched segments are glitches of the tracker, not notes
+MIN_VOICED_PROB = 0.3  # pYIN marks some frames of white noise voiced, with probabilities near 0.01
+REFERENCE_PIECES = 400  # corpus tunes per region that a piece is compared with (hash order)
+
+
+# Reading an upload ----------------------------------------------------------------------------------
+
+
+def _simultaneous(notes) -> tuple[int, float, list[int]]:
+    """The most notes sounding at once (overlaps shorter than `symbolic.LEGATO_TOLERANCE` are
+    legato, not polyphony), the first time in quarter notes it happens, and those pitches.
+    ``notes`` sorted by start."""
+    best, when, pitches, active = 0, 0.0, [], []
+    for note in notes:
+        active = [m for m in active if m.end - symbolic.LEGATO_TOLERANCE > note.start and m.start < note.start
+                  or m.start == note.start] + [note]
+        if len(active) > best:
+            best, when, pitches = len(active), note.start, sorted(m.pitch for m in active)
+    return best, when, pitches
+
+
+def _melody_from_notes(notes, name: str, beats_per_bar: float = 4.0) -> np.ndarray:
+    """Check that ``notes`` form one melody line, then encode them as a grid."""
+    notes = sorted(notes, key=lambda n: (n.start, n.pitch))
+    count, when, pitches = _simultaneous(notes)
+    if count > 1:
+        where = f"quarter note {when:g} (bar {int(when // beats_per_bar) + 1} if in 4/4)"
+        names = ", ".join(plot.pitch_name(p) for p in pitches)
+        raise BadInputError(f"{name}: polyphonic: {count} notes sound at once at {where}: {names}; "
+                            f"a single melody line is needed (export only the melody track or voice)")
+    grid = symbolic.notes_to_grid(symbolic._make_monophonic(notes, name))
+    if not np.any(grid >= 2):
+        raise BadInputError(f"{name}: no notes")
+    if len(grid) > MAX_BARS * 16:
+        raise BadInputError(f"{name}: too long ({len(grid) / 16:.0f} bars of 4/4 > {MAX_BARS}); "
+                            f"cut it to at most {MAX_BARS} bars")
+    return grid
+
+
+def wav_to_notes(y: np.ndarray, sr: int, qpm: float = 120.0, name: str = "audio") -> list[symbolic.Note]:
+    """Mono pitch tracking: pYIN f0 per 16 ms frame (quarter-semitone resolution), frames with a
+    voicing probability of at least ``MIN_VOICED_PROB`` rounded to MIDI pitches and median-filtered
+    over 5 frames; each run of frames on one pitch, split again at detected onsets (a repeated
+    note), lasting at least ``MIN_NOTE_S``, is a note, timed in quarter notes at ``qpm``. A
+    polyphonic recording yields its most salient line only.
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
+    import librosa
+    import scipy.signal
+
+    y = audio.check_audio(y, sr, name)
+    f0, voiced, voiced_prob = librosa.pyin(y, fmin=librosa.midi_to_hz(symbolic.PITCH_LOW),
+                                           fmax=librosa.midi_to_hz(symbolic.PITCH_HIGH), sr=sr, frame_length=1024,
+                                           hop_length=WAV_HOP, resolution=0.25)
+    pitched = voiced & (voiced_prob >= MIN_VOICED_PROB) & np.isfinite(f0)
+    midi = np.where(pitched, np.round(librosa.hz_to_midi(np.nan_to_num(f0, nan=1.0))), -1)
+    midi = scipy.signal.medfilt(midi, 5).astype(int)
+    boundaries = np.flatnonzero(np.diff(np.r_[-2, midi, -2]))  # where the pitch changes
+    frame_quarters = WAV_HOP / sr * qpm / 60
+    notes = []
+    for start, end in zip(boundaries[:-1], boundaries[1:]):
+        pitch = midi[start]
+        if pitch >= 0 and (end - start) * WAV_HOP / sr >= MIN_NOTE_S:
+            notes.append(symbolic.Note(int(np.clip(pitch, symbolic.PITCH_LOW, symbolic.PITCH_HIGH)),
+                                       start * frame_quarters, (end - start) * frame_quarters))
+    if not notes:
+        raise BadInputError(f"{name}: no pitched notes found (noise or percussion?); a sung or played "
+                            f"melody is needed")
+    return notes
+
+
+def read_piece(source, name: str, qpm: float = 120.0) -> np.ndarray:
+    """Read an uploaded melody (a path, or the file's bytes with its file ``name``) into an event
+    grid [shape=(T,)].
+
+    Formats follow the extension of ``name``: MIDI, ABC, MusicXML (read by `musiclab.symbolic`) or
+    WAV (pitch-tracked by `wav_to_notes`, timed at ``qpm`` quarter notes per minute). Refused with a
+    `BadInputError` that names the problem: unknown format; empty; larger than ``MAX_UPLOAD_BYTES``
+    (2 MB; WAV ``MAX_WAV_BYTES``, 20 MB, and ``MAX_WAV_SECONDS``, 120 s); corrupt; polyphonic (how
+    many notes sound at once and where); silent or unpitched audio; pitches outside C2..C7; longer
+    than ``MAX_BARS`` bars.
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
+    suffix = Path(name).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise BadInputError(f"{name}: unknown format {suffix or '(no extension)'!r}; upload one of "
+                            f"{', '.join(SUFFIXES)}")
+    data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
+    limit = MAX_WAV_BYTES if suffix == ".wav" else MAX_UPLOAD_BYTES
+    if not data:
+        raise BadInputError(f"{name}: empty file (0 bytes)")
+    if len(data) > limit:
+        raise BadInputError(f"{name}: file too large ({len(data):,} bytes > limit {limit:,}); "
+                            f"upload one melody, not a whole album or score")
+    if suffix == ".abc":
+        return _melody_from_notes(symbolic.abc_to_notes(data.decode("utf-8", errors="replace"), monophonic=False,
+                                                        name=name), name)
+    with tempfile.TemporaryDirectory(prefix="musiclab-upload-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        path.write_bytes(data)
+        try:
+            if suffix == ".wav":
+                y, sr = audio.load_audio(path, sr=WAV_SR, max_duration_s=MAX_WAV_SECONDS)
+                return _melody_from_notes(wav_to_notes(y, sr, qpm, name), name)
+            if suffix in symbolic.MIDI_SUFFIXES:
+                return _melody_from_notes(symbolic.midi_to_notes(path, monophonic=False, max_bytes=limit), name)
+            score = symbolic._parse_with_music21(str(path), name, forceSource=True)
+            return _melody_from_notes(symbolic.score_to_notes(score, name, monophonic=False), name)
+        except BadInputError as error:  # the readers name the temporary file: name the upload instead
+            raise BadInputError(str(error).replace(str(path), name)) from None
+
+
+# The corpus a piece is compared with -----------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def corpus_reference(region: str) -> dict:
+    """The training tunes of one region (up to ``REFERENCE_PIECES``, in a fixed hash order): their
+    MGEval features, each tune's mean distance to the others per feature, and their 8-note runs.
+    Cached: the first call per region parses nothing but takes a moment."""
+    tunes = [t for t in datasets.load_folk("train", progress=False) if t.region == region]
+    if len(tunes) < 10:
+        raise BadInputError(f"corpus {region!r}: choose one of {', '.join(datasets.REGIONS)}")
+    tunes = sorted(tunes, key=lambda t: datasets._unit_hash("reference:" + t.id))[:REFERENCE_PIECES]
+    features = metrics.set_features([t.grid for t in tunes])
+    typical = {}
+    for name, values in features.items():
+        flat = values.reshape(len(values), -1)
+        distances = np.sqrt(((flat[:, None] - flat[None]) ** 2).sum(-1))
+        typical[name] = np.sort(distances.sum(1) / (len(flat) - 1))  # mean distance to the others
+    ngrams = metrics.ngram_index([t.grid for t in tunes], n=8)
+    return {"region": region, "n_tunes": len(tunes), "features": features, "typical_distance": typical,
+            "ngrams": ngrams}
+
+
+def feature_positions(grid, reference: dict) -> dict:
+    """Where a piece falls in a corpus, per MGEval feature:
+
+    - scalar features: its value and its percentile among the corpus tunes' values;
+    - every feature: its mean distance to the corpus tunes, and the percentage of corpus tunes that
+      are *more* unusual (a larger mean distance to the others): near 0 = an outlier.
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
+    piece = metrics.piece_features(grid)
+    out = {}
+    for name in metrics.FEATURES:
+        corpus = reference["features"][name]
+        distance = float(np.sqrt(((corpus.reshape(len(corpus), -1) - np.ravel(piece[name])) ** 2).sum(1)).mean())
+        row = {"mean_distance": distance,
+               "more_unusual_pct": float(100 * np.mean(reference["typical_distance"][name] > distance))}
+        if name in metrics.SCALAR_FEATURES:
+            row |= {"value": float(piece[name]), "percentile": float(100 * np.mean(corpus < piece[name])
+                                                                     + 50 * np.mean(corpus == piece[name])),
+                    "corpus_median": float(np.median(corpus))}
+        out[name] = row
+    return out
+
+
+# The report -------------------------------------------------------------------------------------------
+
+
+def evaluate_piece(grid, corpus: str = "German", top: int = 5) -> dict:
+    """What the book's evaluators say about one melody (an event grid [shape=(T,)]):
+
+    - ``predictions``: {task: [(label, probability), ...] likeliest first} from the chapter-8
+      multi-task network (region, tune type, meter, mode);
+    - ``features``: `feature_positions` against the training tunes of region ``corpus``;
+    - ``copy_rate``: the share of the piece's 8-note pitch runs found in those tunes (NaN if it has
+      fewer than 8 notes);
+    - ``surprise``: `musiclab.surprise.note_surprise` under the melody RNN conditioned on ``corpus``:
+      typicality and the ``top`` most surprising notes with likelier alternatives.
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
+    from . import surprise
+    from .models import mtnn
+
+    grid = symbolic._check_grid(grid)
+    if not np.any(grid >= 2):
+        raise BadInputError("evaluate_piece: the piece has no notes")
+    reference = corpus_reference(corpus)
+    model = mtnn.load_pretrained()
+    probabilities = model.predict_proba([grid])
+    predictions = {task: sorted(zip(model.labels[task], map(float, p[0])), key=lambda lp: -lp[1])
+                   for task, p in probabilities.items()}
+    melody_regions = surprise._melody_rnn().config.regions
+    return {"corpus": corpus, "n_reference_tunes": reference["n_tunes"], "n_steps": len(grid),
+            "predictions": predictions, "features": feature_positions(grid, reference),
+            "copy_rate": metrics.copy_rate([grid], reference["ngrams"], n=8),
+            "surprise": surprise.note_surprise(grid, region=corpus if corpus in melody_regions else None, top=top)}
+
+
+def report_text(report: dict) -> str:
+    """The report as a few lines of plain text (the widget and the static gallery show it)."""
+    task_names = {"region": "region", "tune_type": "tune type", "meter": "meter", "mode": "mode"}
+    lines = [f"length {report['n_steps'] / 16:.1f} bars of 4/4; compared with {report['n_reference_tunes']} "
+             f"{report['corpus']} training tunes"]
+    for task, ranked in report["predictions"].items():
+        lines.append(f"{task_names.get(task, task):9s} " + ", ".join(f"{label} {p:.0%}" for label, p in ranked[:3]))
+    typicality = report["surprise"]["typicality"]
+    line = f"typicality: {typicality['nats_per_step']:.2f} nats per step under the melody RNN"
+    if "more_typical_than_pct" in typicality:
+        line += f", more typical than {typicality['more_typical_than_pct']:.0f}% of held-out tunes"
+    lines.append(line)
+    copied = report["copy_rate"]
+    lines.append("8-note runs found in the corpus: " + ("n/a (fewer than 8 notes)" if np.isnan(copied)
+                                                         else f"{copied:.0%}"))
+    for name, row in report["features"].items():
+        if "value" in row:
+            unit = metrics.FEATURE_UNITS[name]
+            lines.append(f"{name.replace('_', ' ')}: {row['value']:.2f} {unit} (corpus median "
+                         f"{row['corpus_median']:.2f}, percentile {row['percentile']:.0f})")
+    unusual = [name.replace("_", " ") for name, row in report["features"].items() if row["more_unusual_pct"] < 5]
+    lines.append("unusual for the corpus (fewer than 5% of its tunes are further out): "
+                 + (", ".join(unusual) if unusual else "nothing"))
+    for note in report["surprise"]["notes"]:
+        alternatives = ", ".join(f"{plot.pitch_name(p)} ({q:.0%})" for p, q in note["alternatives"]) or "none likelier"
+        lines.append(f"surprising: {plot.pitch_name(note['pitch'])} at quarter note {note['step'] / 4:g} "
+                     f"({note['surprise_nats']:.1f} nats); likelier: {alternatives}")
+    return "\n".join(lines)
+
+
+def report_figure(grid, report: dict):
+    """The melody with its most surprising notes in red (and the likeliest alternative as a
+    hollow box), the network's predictions, and where each feature falls in the corpus."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    fig = plt.figure(figsize=(10, 5.2), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.1, 1])
+    ax_notes = top.subplots()
+    notes = symbolic.grid_to_notes(grid)
+    plot.plot_notes(notes, ax=ax_notes, title=f"surprising notes (red) and the likeliest alternative (box), "
+                                               f"melody RNN conditioned on {report['corpus']}")
+    for item in report["surprise"]["notes"]:
+        note = next(n for n in notes if n.start == item["step"] / symbolic.STEPS_PER_QUARTER)
+        ax_notes.add_patch(Rectangle((note.start, note.pitch - 0.4), note.duration, 0.8, color="tab:red"))
+        if item["alternatives"]:
+            pitch = item["alternatives"][0][0]
+            ax_notes.add_patch(Rectangle((note.start, pitch - 0.4), note.duration, 0.8, fill=False,
+                                         edgecolor="tab:red", linewidth=1.2))
+            low, high = ax_notes.get_ylim()
+            ax_notes.set_ylim(min(low, pitch - 1.5), max(high, pitch + 1.5))
+    ax_tasks, ax_features = bottom.subplots(1, 2, width_ratios=[1, 1.2])
+    rows = [(f"{task}: {label}", p) for task, ranked in report["predictions"].items() for label, p in ranked[:2]]
+    ax_tasks.barh(range(len(rows)), [p for _, p in rows], color="tab:blue")
+    ax_tasks.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=8)
+    ax_tasks.invert_yaxis()
+    ax_tasks.set(xlim=(0, 1), xlabel="probability", title="multi-task network")
+    names = list(report["features"])
+    ax_features.barh(range(len(names)), [report["features"][n]["more_unusual_pct"] for n in names], color="tab:green")
+    ax_features.set_yticks(range(len(names)), [n.replace("_", " ") for n in names], fontsize=8)
+    ax_features.invert_yaxis()
+    ax_features.axvline(5, color="k", linestyle=":")
+    ax_features.set(xlim=(0, 100), xlabel=f"% of {report['corpus']} tunes further out (low = unusual)",
+                    title="where it falls in the corpus")
+    return fig
+
+
+# Leaderboard: sets of generated melodies against held-out music --------------------------------------
+
+
+def excerpts(grids, n_bars: int) -> list[np.ndarray]:
+    """The first ``n_bars``-bar window (16 steps a bar, `symbolic.slice_grid` rules) of each grid
+    that has one, so that every set in a comparison has pieces of one length."""
+    windows = [symbolic.slice_grid(g, n_bars, hop_bars=n_bars) for g in grids]
+    return [w[0] for w in windows if len(w)]
+
+
+def melody_rnn_samples(conditions, n_bars: int, seed: int = 0, temperature: float = 1.0) -> list[np.ndarray]:
+    """One melody of ``n_bars`` bars from the shipped chapter-5 melody RNN per (region, tune type)
+    in ``conditions`` (labels it has not seen count as unknown)."""
+    from .recipes import load_rnn
+
+    model = load_rnn("melody-rnn")[0]
+    generator = torch_generator(seed)
+    return [model.generate(16 * n_bars, region=region, tune_type=tune_type, temperature=temperature,
+                           generator=generator) for region, tune_type in conditions]
+
+
+def vae_prior_samples(n: int, seed: int = 0, temperature: float = 1.0) -> list[np.ndarray]:
+    """``n`` 2-bar melodies from the shipped chapter-4 melody VAE: z ~ N(0, I), decoded by sampling."""
+    import torch
+
+    from .models import vae
+
+    model = vae.load_melody_pretrained()[0].eval()
+    generator = torch_generator(seed)
+    z = torch.randn(n, model.config.z_dim, generator=generator)
+    return list(model.decode(z, temperature=temperature, generator=generator).numpy())
+
+
+def next_token_samples(model, n: int, n_bars: int, seed: int = 0) -> list[np.ndarray]:
+    """``n`` melodies of ``n_bars`` bars from a chapter-2 next-token model, each started from a
+    context of rests (its training windows start so)."""
+    import torch
+
+    generator = torch_generator(seed)
+    prime = torch.zeros(model.config.context_len, dtype=torch.long)
+    return [model.generate(prime, 16 * n_bars, generator=generator).numpy() for _ in range(n)]
+
+
+def torch_generator(seed: int):
+    import torch
+
+    return torch.Generator().manual_seed(seed)
+
+
+def leaderboard_row(grids, reference_grids, training_index: set, embed=None) -> dict:
+    """One row of chapter 10's leaderboard: a set of melodies against a reference set of the same
+    length (held-out real music):
+
+    - ``overlap`` / ``kl``: `metrics.compare_sets` averaged over the nine MGEval features (and
+      ``overlap_<feature>`` for each);
+    - ``frechet``: `metrics.frechet_distance` in ``embed``'s space (the multi-task network's), if given;
+    - ``copy_rate``: `metrics.copy_rate` of 8-note runs against ``training_index``;
+    - ``notes_per_bar``: mean notes per 16-step bar.
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
+    comparison = metrics.compare_sets(reference_grids, grids)
+    row = {"n": len(grids), "overlap": float(np.mean([c["overlap"] for c in comparison.values()])),
+           "kl": float(np.mean([c["kl"] for c in comparison.values()]))}
+    row |= {f"overlap_{name}": c["overlap"] for name, c in comparison.items()}
+    if embed is not None:
+        row["frechet"] = metrics.frechet_distance(embed(reference_grids), embed(grids))
+    row["copy_rate"] = metrics.copy_rate(grids, training_index, n=8)
+    row["notes_per_bar"] = float(np.mean([np.count_nonzero(np.asarray(g) >= 2) / (len(g) / 16) for g in grids]))
+    return row
+
+
+# The upload widget -------------------------------------------------------------------------------------
+
+
+def evaluate_upload(content: bytes, name: str, corpus: str = "German") -> tuple[str, np.ndarray | None, dict | None]:
+    """`read_piece` then `evaluate_piece`, for the widget: ``(html, grid, report)``. A bad upload
+    gives ``(html with the BadInputError's message, None, None)`` instead of an exception."""
+    try:
+        grid = read_piece(content, name)
+        report = evaluate_piece(grid, corpus)
+    except BadInputError as error:
+        return (f"<p style='color:#b00'><b>Cannot evaluate {html.escape(name)}.</b> "
+                f"{html.escape(str(error))}</p>"), None, None
+    return f"<pre>{html.escape(report_text(report))}</pre>", grid, report
+
+
+def evaluator_widget(corpora=datasets.REGIONS):
+    """Upload a melody (MIDI, ABC, MusicXML or WAV), pick a corpus, read the report. A bad upload
+    shows its `BadInputError` message in the widget, never a traceback.
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    upload = w.FileUpload(accept=",".join(SUFFIXES), description="your melody")
+    corpus = w.Dropdown(options=list(corpora), description="corpus")
+    out = w.Output()
+
+    def redraw(*_):
+        if not upload.value:
+            return
+        item = upload.value[0] if isinstance(upload.value, tuple) else next(iter(upload.value.values()))
+        name = item["name"] if "name" in item else item["metadata"]["name"]
+        with out:
+            out.clear_output(wait=True)
+            text, grid, report = evaluate_upload(bytes(item["content"]), name, corpus.value)
+            display(w.HTML(text))
+            if report is None:
+                return
+            fig = report_figure(grid, report)
+            display(fig)
+            plt.close(fig)
+            display(audio.player(audio.render_notes(symbolic.grid_to_notes(grid), program=73), audio.DEFAULT_SR))
+
+    upload.observe(redraw, "value")
+    corpus.observe(redraw, "value")
+    return w.VBox([w.HBox([upload, corpus]), out])

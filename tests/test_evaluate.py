@@ -1,0 +1,114 @@
+"""Chapter 10's upload evaluator: every format read, every bad upload refused with a message that
+names the problem, and the report of a real tune."""
+import io
+
+import numpy as np
+import pytest
+import soundfile
+
+from musiclab import audio, datasets, evaluate, symbolic
+from musiclab.errors import BadInputError
+
+ABC = "X:1\nT:test\nM:4/4\nL:1/8\nK:G\nGABc d2 B2|c2 A2 G4|\n"
+
+
+def _wav_bytes(y, sr=audio.DEFAULT_SR):
+    buffer = io.BytesIO()
+    soundfile.write(buffer, y, sr, format="WAV")
+    return buffer.getvalue()
+
+
+def test_reads_abc_midi_and_musicxml_alike(tmp_path):
+    grid = evaluate.read_piece(ABC.encode(), "tune.abc")
+    notes = symbolic.grid_to_notes(grid)
+    assert [n.pitch for n in notes] == [67, 69, 71, 72, 74, 71, 72, 69, 67]
+    symbolic.notes_to_midi(notes, tmp_path / "t.mid")
+    assert np.array_equal(evaluate.read_piece(tmp_path / "t.mid", "t.mid"), grid)
+    assert np.array_equal(evaluate.read_piece((tmp_path / "t.mid").read_bytes(), "t.midi"), grid)
+    from music21 import converter
+    converter.parse(ABC, format="abc").write("musicxml", fp=tmp_path / "t.musicxml")
+    assert np.array_equal(evaluate.read_piece(tmp_path / "t.musicxml", "t.musicxml"), grid)
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("tune.txt", b"X:1", "unknown format"),
+    ("tune.abc", b"", "empty file"),
+    ("tune.mid", b"MThd\x00\x00", "corrupt"),
+    ("tune.mid", b"RIFF1234", "not a MIDI file"),
+    ("tune.mid", b"x" * (evaluate.MAX_UPLOAD_BYTES + 1), "too large"),
+    ("tune.abc", b"X:1\nL:1/8\nK:C\n[CEG]2 c2|\n", "polyphonic"),
+    ("tune.wav", b"RIFF not really a wav", "not a readable audio file"),
+])
+def test_bad_uploads_get_clear_messages(name, data, message):
+    with pytest.raises(BadInputError, match=message) as error:
+        evaluate.read_piece(data, name)
+    assert name in str(error.value) and "upload" not in str(error.value).split(name)[0]
+
+
+def test_polyphonic_midi_says_how_many_notes_and_where(tmp_path):
+    notes = [symbolic.Note(60, 0, 1), symbolic.Note(62, 1, 1), symbolic.Note(64, 4, 2), symbolic.Note(67, 4.5, 1),
+             symbolic.Note(71, 4.5, 1)]
+    symbolic.notes_to_midi(notes, tmp_path / "p.mid")
+    with pytest.raises(BadInputError, match=r"3 notes sound at once at quarter note 4.5 \(bar 2 .*E4, G4, B4"):
+        evaluate.read_piece(tmp_path / "p.mid", "p.mid")
+    # a legato overlap shorter than a 32nd note is not polyphony
+    symbolic.notes_to_midi([symbolic.Note(60, 0, 1.05), symbolic.Note(62, 1, 1)], tmp_path / "l.mid")
+    assert evaluate.read_piece(tmp_path / "l.mid", "l.mid").tolist() == [26, 1, 1, 1, 28, 1, 1, 1]
+
+
+def test_too_long_a_piece_is_refused():
+    long_abc = "X:1\nM:4/4\nL:1/1\nK:C\n" + "C|" * (evaluate.MAX_BARS + 1) + "\n"
+    with pytest.raises(BadInputError, match=f"too long .* > {evaluate.MAX_BARS}"):
+        evaluate.read_piece(long_abc.encode(), "long.abc")
+
+
+def test_wav_is_pitch_tracked_and_silence_or_noise_refused():
+    notes = [symbolic.Note(p, i, 1) for i, p in enumerate([60, 64, 67, 72, 67, 64, 60, 62])]
+    y = audio.render_notes(notes, program=73, qpm=120)
+    grid = evaluate.read_piece(_wav_bytes(y), "flute.wav", qpm=120)
+    pitches = [n.pitch for n in symbolic.grid_to_notes(grid)]
+    assert pitches == [60, 64, 67, 72, 67, 64, 60, 62]
+    onsets = [n.start for n in symbolic.grid_to_notes(grid)]
+    assert np.allclose(onsets, np.arange(8) + onsets[0], atol=0.25)
+    with pytest.raises(BadInputError, match="silent"):
+        evaluate.read_piece(_wav_bytes(np.zeros(16000, np.float32)), "silent.wav")
+    noise = np.random.default_rng(0).normal(0, 0.1, 32000).astype(np.float32)
+    with pytest.raises(BadInputError, match="no pitched notes"):
+        evaluate.read_piece(_wav_bytes(noise), "noise.wav")
+
+
+def test_report_of_a_real_tune():
+    tune = next(t for t in datasets.load_folk("test", progress=False) if t.region == "Irish")
+    report = evaluate.evaluate_piece(tune.grid, corpus="Irish")
+    for task, ranked in report["predictions"].items():
+        assert sum(p for _, p in ranked) == pytest.approx(1, abs=1e-4) and ranked[0][1] >= ranked[-1][1]
+    assert set(report["features"]) == set(evaluate.metrics.FEATURES)
+    assert all(0 <= row["more_unusual_pct"] <= 100 for row in report["features"].values())
+    assert report["features"]["note_count"]["value"] == np.count_nonzero(tune.grid >= 2)
+    assert 0 <= report["copy_rate"] <= 1 and len(report["surprise"]["notes"]) == 5
+    text = evaluate.report_text(report)
+    assert "region" in text and "surprising" in text
+    with pytest.raises(BadInputError, match="corpus"):
+        evaluate.evaluate_piece(tune.grid, corpus="Atlantis")
+    with pytest.raises(BadInputError, match="no notes"):
+        evaluate.evaluate_piece(np.zeros(32, dtype=np.int64))
+
+
+def test_feature_positions_by_hand():
+    grid = np.array([26, 1, 28, 1])  # two notes
+    reference = {"features": evaluate.metrics.set_features([grid, np.array([26, 1, 28, 1, 30, 1])]),
+                 "typical_distance": {name: np.array([0.0, 2.0]) for name in evaluate.metrics.FEATURES}}
+    positions = evaluate.feature_positions(grid, reference)
+    assert positions["note_count"]["value"] == 2 and positions["note_count"]["percentile"] == 25  # tie counts half
+    assert positions["note_count"]["mean_distance"] == 0.5  # |2 - 2| and |2 - 3|
+    assert positions["note_count"]["more_unusual_pct"] == 50
+
+
+def test_widget_path_shows_the_message_not_a_traceback():
+    text, grid, report = evaluate.evaluate_upload(b"MThd\x00\x00", "broken.mid")
+    assert grid is None and report is None
+    assert "broken.mid" in text and "corrupt" in text and "Traceback" not in text
+    text, grid, report = evaluate.evaluate_upload(ABC.encode(), "tune.abc", "Irish")
+    assert report["corpus"] == "Irish" and text.startswith("<pre>")
+    widget = evaluate.evaluator_widget()
+    assert widget.children[0].children[1].options[0] == datasets.REGIONS[0]
