@@ -345,18 +345,32 @@ def griffin_lim(magnitude, n_iter: int = 32, hop_length: int = 256, n_fft: int |
 
 def mel_to_audio(log_mel, sr: int, n_fft: int = 1024, hop_length: int = 256,
                  fmin: float = 0.0, fmax: float | None = None, n_iter: int = 32,
-                 length: int | None = None) -> np.ndarray:
-    """Invert ``log_mel``: non-negative least squares back to ``|S|``, then Griffin-Lim.
+                 length: int | None = None, inverse: str = "nnls") -> np.ndarray:
+    """Invert ``log_mel``: mel bands back to ``|S|``, then Griffin-Lim.
 
-    Returns ``y`` [shape=(..., length)], float32.
+    ``inverse="nnls"`` solves a non-negative least-squares problem for ``|S|``; ``"pinv"`` applies
+    the filterbank's pseudo-inverse and clips at 0, about ten times faster (for widgets) and a
+    little blurrier in the highest bands. Returns ``y`` [shape=(..., length)], float32.
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
     mel = np.exp(_as_array(log_mel, "log_mel"))
-    magnitude = librosa.feature.inverse.mel_to_stft(mel, sr=sr, n_fft=n_fft, power=1.0,
-                                                    fmin=fmin, fmax=fmax)
+    if inverse == "nnls":
+        magnitude = librosa.feature.inverse.mel_to_stft(mel, sr=sr, n_fft=n_fft, power=1.0,
+                                                        fmin=fmin, fmax=fmax)
+    elif inverse == "pinv":
+        pinv = _mel_pseudo_inverse(sr, n_fft, mel.shape[-2], fmin, fmax)
+        magnitude = np.maximum(np.einsum("fm,...mt->...ft", pinv, mel), 0.0).astype(np.float32)
+    else:
+        raise BadInputError(f"inverse={inverse!r}: expected 'nnls' or 'pinv'")
     return griffin_lim(magnitude, n_iter=n_iter, hop_length=hop_length, n_fft=n_fft,
                        length=length)
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_pseudo_inverse(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    return np.linalg.pinv(basis).astype(np.float32)
 
 
 # mu-law ---------------------------------------------------------------------------------------

@@ -150,9 +150,10 @@ def melody_log_mel(notes, program: int, max_quarters: float | None = None) -> np
     return audio.log_mel(y, sr=SR, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS)
 
 
-def log_mel_to_audio(log_mel, n_iter: int = 32) -> np.ndarray:
-    """Griffin-Lim back to audio at SR (16 kHz) from a log-mel of this module's settings."""
-    return audio.mel_to_audio(log_mel, sr=SR, n_fft=N_FFT, hop_length=HOP_LENGTH, n_iter=n_iter)
+def log_mel_to_audio(log_mel, n_iter: int = 32, inverse: str = "pinv") -> np.ndarray:
+    """Back to audio at SR (16 kHz) from a log-mel of this module's settings (`audio.mel_to_audio`:
+    mel pseudo-inverse, then Griffin-Lim)."""
+    return audio.mel_to_audio(log_mel, sr=SR, n_fft=N_FFT, hop_length=HOP_LENGTH, n_iter=n_iter, inverse=inverse)
 
 
 def random_patches(log_mels: list[np.ndarray], n_frames: int, n_patches: int, seed: int = 0) -> np.ndarray:

@@ -233,7 +233,7 @@ def score_symbolic_transfer(model, phrases_a, phrases_b, classifier=None) -> dic
 
 
 def train_cyclegan_symbolic(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
-                            regions=SYMBOLIC_REGIONS) -> dict:
+                            regions=SYMBOLIC_REGIONS, lambda_cycle: float = 1.0, lambda_identity: float = 0.1) -> dict:
     """The chapter-7 symbolic CycleGAN: 4-bar phrases of two regions' folk melodies (unpaired by nature).
 
     Scored on the test split's phrases (hop 4 bars) with the shipped region classifier (chapter 8).
@@ -254,8 +254,8 @@ def train_cyclegan_symbolic(out_dir="runs", steps: int | None = None, command: s
     out_dir = Path(out_dir)
     start = time.perf_counter()
     history = train.fit({"model": model, "discriminator_a": discriminator_a, "discriminator_b": discriminator_b},
-                        optimizers, _with_linear_decay(cyclegan_step(model, discriminator_a, discriminator_b),
-                                                       optimizers, n_steps),
+                        optimizers, _with_linear_decay(cyclegan_step(model, discriminator_a, discriminator_b,
+                                                                     lambda_cycle, lambda_identity), optimizers, n_steps),
                         UnpairedBatches(side_a, side_b, batch_size=32), n_steps, log_every=config.pick(10, 50),
                         grad_clip=None, checkpoint_path=out_dir / "cyclegan-symbolic.pt", checkpoint_every=250,
                         config=model_config, progress=progress, desc="symbolic CycleGAN")
@@ -267,4 +267,4 @@ def train_cyclegan_symbolic(out_dir="runs", steps: int | None = None, command: s
     data = (f"4-bar (64-step) phrases of the train split's {region_a} and {region_b} folk melodies, hop 2 bars, "
             "untransposed; test: the test split's phrases, hop 4 bars; strength by the shipped mtnn region classifier")
     return _finish("cyclegan-symbolic", out_dir, model, model_config, metrics, start, command, data,
-                   history=[r for r in history if "cycle" in r][-20:])
+                   lambda_cycle=lambda_cycle, lambda_identity=lambda_identity, history=[r for r in history if "cycle" in r][-20:])
