@@ -35,7 +35,7 @@ from musiclab import audio, config, datasets, plot, recipes, style, symbolic  # 
 from musiclab.models import mtnn, vae  # noqa: E402
 
 PAIRS = (("Chinese", "Irish"), ("Irish", "Chinese"))
-VECTOR_ALPHAS = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0]
+VECTOR_ALPHAS = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0]
 CENTROID_ALPHAS = [0.0, 0.25, 0.5, 0.75, 1.0]
 N_EVAL, N_TRAIN = 1000, 4000
 

@@ -190,3 +190,26 @@ def test_strength_versus_the_source_renormalises_over_two_styles():
     assert style.transfer_strength(grids, "a", ThreeWay(), versus="b") == pytest.approx(2 / 3)
     with pytest.raises(BadInputError, match="'d'"):
         style.transfer_strength(grids, "a", ThreeWay(), versus="d")
+
+
+class IdentityEncoder:
+    def encode(self, tokens):
+        z = torch.as_tensor(tokens, dtype=torch.float64)
+        return z, torch.zeros_like(z)
+
+
+def test_attribute_vector_maps_one_gaussian_class_onto_the_other():
+    """Chapter 6's derivation: with a shared covariance, z + v for z ~ N(m_B, S) is N(m_A, S), and the
+    Bayes log-odds rise by alpha * Delta^2, Delta^2 = v' S^-1 v."""
+    g = np.random.default_rng(0)
+    m_a, m_b = np.array([1.0, -0.5]), np.array([-0.5, 0.5])
+    cov = np.array([[1.0, 0.6], [0.6, 2.0]])
+    z_a, z_b = g.multivariate_normal(m_a, cov, 100_000), g.multivariate_normal(m_b, cov, 100_000)
+    v = style.attribute_vector(IdentityEncoder(), z_a, z_b).numpy()
+    np.testing.assert_allclose(v, m_a - m_b, atol=0.03)
+    moved = z_b + v
+    np.testing.assert_allclose(moved.mean(0), z_a.mean(0), atol=1e-9)
+    np.testing.assert_allclose(np.cov(moved.T), np.cov(z_a.T), atol=0.05)
+    w = np.linalg.solve(cov, m_a - m_b)
+    gain = ((z_b + 0.5 * (m_a - m_b)) @ w - z_b @ w).mean()
+    assert gain == pytest.approx(0.5 * (m_a - m_b) @ w)
