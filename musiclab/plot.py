@@ -106,3 +106,20 @@ def figure_to_png_base64(fig, dpi: int = 80) -> str:
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def plot_confusion(confusion, labels: list[str], ax=None, title: str | None = None):
+    """A confusion matrix (rows = true class, columns = predicted) as row-normalised shades with counts.
+
+    Chapter: notebooks/08_multitask_evaluation.ipynb
+    """
+    confusion = np.asarray(confusion)
+    ax = _axes(ax, figsize=(0.55 * len(labels) + 2, 0.5 * len(labels) + 1.5))
+    rates = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), n in np.ndenumerate(confusion):
+        ax.text(j, i, str(n), ha="center", va="center", fontsize=8, color="white" if rates[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    return ax
