@@ -148,24 +148,25 @@ def read_piece(source, name: str, qpm: float = 120.0) -> np.ndarray:
 # The corpus a piece is compared with -----------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=8)
-def corpus_reference(region: str) -> dict:
-    """The training tunes of one region (up to ``REFERENCE_PIECES``, in a fixed hash order): their
-    MGEval features, each tune's mean distance to the others per feature, and their 8-note runs.
-    Cached: the first call per region parses nothing but takes a moment."""
+@functools.lru_cache(maxsize=32)
+def corpus_reference(region: str, n_bars: int | None = None) -> dict:
+    """The training tunes of one region (up to ``REFERENCE_PIECES``, in a fixed hash order), cut to
+    their first ``n_bars`` bars (16 steps each; shorter tunes whole), so that counts such as the
+    note count compare like with like: their MGEval features, each tune's mean distance to the
+    others per feature, and their 8-note runs (whole tunes). Cached per (region, n_bars)."""
     tunes = [t for t in datasets.load_folk("train", progress=False) if t.region == region]
     if len(tunes) < 10:
         raise BadInputError(f"corpus {region!r}: choose one of {', '.join(datasets.REGIONS)}")
     tunes = sorted(tunes, key=lambda t: datasets._unit_hash("reference:" + t.id))[:REFERENCE_PIECES]
-    features = metrics.set_features([t.grid for t in tunes])
+    features = metrics.set_features([t.grid[:16 * n_bars] if n_bars else t.grid for t in tunes])
     typical = {}
     for name, values in features.items():
         flat = values.reshape(len(values), -1)
         distances = np.sqrt(((flat[:, None] - flat[None]) ** 2).sum(-1))
         typical[name] = np.sort(distances.sum(1) / (len(flat) - 1))  # mean distance to the others
     ngrams = metrics.ngram_index([t.grid for t in tunes], n=8)
-    return {"region": region, "n_tunes": len(tunes), "features": features, "typical_distance": typical,
-            "ngrams": ngrams}
+    return {"region": region, "n_bars": n_bars, "n_tunes": len(tunes), "features": features,
+            "typical_distance": typical, "ngrams": ngrams}
 
 
 def feature_positions(grid, reference: dict) -> dict:
@@ -200,7 +201,8 @@ def evaluate_piece(grid, corpus: str = "German", top: int = 5) -> dict:
 
     - ``predictions``: {task: [(label, probability), ...] likeliest first} from the chapter-8
       multi-task network (region, tune type, meter, mode);
-    - ``features``: `feature_positions` against the training tunes of region ``corpus``;
+    - ``features``: `feature_positions` against the training tunes of region ``corpus``, cut to
+      the piece's length in whole bars;
     - ``copy_rate``: the share of the piece's 8-note pitch runs found in those tunes (NaN if it has
       fewer than 8 notes);
     - ``surprise``: `musiclab.surprise.note_surprise` under the melody RNN conditioned on ``corpus``:
@@ -214,7 +216,7 @@ def evaluate_piece(grid, corpus: str = "German", top: int = 5) -> dict:
     grid = symbolic._check_grid(grid)
     if not np.any(grid >= 2):
         raise BadInputError("evaluate_piece: the piece has no notes")
-    reference = corpus_reference(corpus)
+    reference = corpus_reference(corpus, int(np.ceil(len(grid) / 16)))
     model = mtnn.load_pretrained()
     probabilities = model.predict_proba([grid])
     predictions = {task: sorted(zip(model.labels[task], map(float, p[0])), key=lambda lp: -lp[1])
@@ -229,8 +231,8 @@ def evaluate_piece(grid, corpus: str = "German", top: int = 5) -> dict:
 def report_text(report: dict) -> str:
     """The report as a few lines of plain text (the widget and the static gallery show it)."""
     task_names = {"region": "region", "tune_type": "tune type", "meter": "meter", "mode": "mode"}
-    lines = [f"length {report['n_steps'] / 16:.1f} bars of 4/4; compared with {report['n_reference_tunes']} "
-             f"{report['corpus']} training tunes"]
+    lines = [f"length {report['n_steps'] / 16:.1f} bars of 4/4; compared with the same length of "
+             f"{report['n_reference_tunes']} {report['corpus']} training tunes"]
     for task, ranked in report["predictions"].items():
         lines.append(f"{task_names.get(task, task):9s} " + ", ".join(f"{label} {p:.0%}" for label, p in ranked[:3]))
     typicality = report["surprise"]["typicality"]
@@ -296,11 +298,26 @@ def report_figure(grid, report: dict):
 # Leaderboard: sets of generated melodies against held-out music --------------------------------------
 
 
-def excerpts(grids, n_bars: int) -> list[np.ndarray]:
+def excerpts(grids, n_bars: int, n: int | None = None, seed: int = 0) -> list[np.ndarray]:
     """The first ``n_bars``-bar window (16 steps a bar, `symbolic.slice_grid` rules) of each grid
-    that has one, so that every set in a comparison has pieces of one length."""
-    windows = [symbolic.slice_grid(g, n_bars, hop_bars=n_bars) for g in grids]
-    return [w[0] for w in windows if len(w)]
+    that has one, so that every set in a comparison has pieces of one length; with ``n``, a random
+    ``n`` of them (fewer if there are fewer), drawn with ``seed``."""
+    windows = [w[0] for w in (symbolic.slice_grid(g, n_bars, hop_bars=n_bars) for g in grids) if len(w)]
+    if n is None:
+        return windows
+    picks = np.random.default_rng(seed).choice(len(windows), min(n, len(windows)), replace=False)
+    return [windows[i] for i in picks]
+
+
+def transposed_phrases(tunes, n: int, seed: int = 0) -> list[np.ndarray]:
+    """``n`` random 2-bar phrases of ``tunes``, each transposed at random as the chapter-4 VAE's
+    training phrases were (`datasets.GridSliceDataset`), drawn with ``seed``."""
+    import torch
+
+    phrases = datasets.GridSliceDataset(tunes, n_bars=2)
+    torch.manual_seed(seed)
+    picks = np.random.default_rng(seed).choice(len(phrases), min(n, len(phrases)), replace=False)
+    return [phrases[int(i)].numpy() for i in picks]
 
 
 def melody_rnn_samples(conditions, n_bars: int, seed: int = 0, temperature: float = 1.0) -> list[np.ndarray]:
@@ -342,14 +359,17 @@ def torch_generator(seed: int):
     return torch.Generator().manual_seed(seed)
 
 
-def leaderboard_row(grids, reference_grids, training_index: set, embed=None) -> dict:
+def leaderboard_row(grids, reference_grids, training_index: set, embed=None,
+                    transposition_invariant: bool = True) -> dict:
     """One row of chapter 10's leaderboard: a set of melodies against a reference set of the same
     length (held-out real music):
 
     - ``overlap`` / ``kl``: `metrics.compare_sets` averaged over the nine MGEval features (and
       ``overlap_<feature>`` for each);
     - ``frechet``: `metrics.frechet_distance` in ``embed``'s space (the multi-task network's), if given;
-    - ``copy_rate``: `metrics.copy_rate` of 8-note runs against ``training_index``;
+    - ``copy_rate``: `metrics.copy_rate` of 8-note runs against ``training_index`` (an
+      `metrics.ngram_index` built with the same ``transposition_invariant``: by default a run
+      copied in any key counts);
     - ``notes_per_bar``: mean notes per 16-step bar.
 
     Chapter: notebooks/10_evaluating_generative_models.ipynb
@@ -360,9 +380,30 @@ def leaderboard_row(grids, reference_grids, training_index: set, embed=None) -> 
     row |= {f"overlap_{name}": c["overlap"] for name, c in comparison.items()}
     if embed is not None:
         row["frechet"] = metrics.frechet_distance(embed(reference_grids), embed(grids))
-    row["copy_rate"] = metrics.copy_rate(grids, training_index, n=8)
+    row["copy_rate"] = metrics.copy_rate(grids, training_index, n=8, transposition_invariant=transposition_invariant)
     row["notes_per_bar"] = float(np.mean([np.count_nonzero(np.asarray(g) >= 2) / (len(g) / 16) for g in grids]))
     return row
+
+
+LEADERBOARD_COLUMNS = ("overlap", "kl", "frechet", "copy_rate", "notes_per_bar")
+
+
+def leaderboard(reference_grids, generated: dict, real_draws: list, training_index: set, embed=None) -> dict:
+    """Rows ``{name: leaderboard_row}`` for each generated set, plus ``"real (ceiling)"``: the mean
+    of the rows of several independent draws of real (training) music, with their standard
+    deviation per column under ``"spread"`` (the noise level of each number at this set size) and,
+    as its copy rate, the held-out reference's own.
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
+    if len(real_draws) < 2:
+        raise BadInputError(f"leaderboard: the noise level needs >= 2 real draws, got {len(real_draws)}")
+    real = [leaderboard_row(grids, reference_grids, training_index, embed) for grids in real_draws]
+    ceiling = {key: float(np.mean([r[key] for r in real])) for key in real[0]}
+    ceiling["spread"] = {key: float(np.std([r[key] for r in real], ddof=1)) for key in LEADERBOARD_COLUMNS}
+    ceiling["copy_rate"] = metrics.copy_rate(reference_grids, training_index, n=8, transposition_invariant=True)
+    rows = {"real (ceiling)": ceiling}
+    return rows | {name: leaderboard_row(grids, reference_grids, training_index, embed) for name, grids in generated.items()}
 
 
 # The upload widget -------------------------------------------------------------------------------------
@@ -380,9 +421,21 @@ def evaluate_upload(content: bytes, name: str, corpus: str = "German") -> tuple[
     return f"<pre>{html.escape(report_text(report))}</pre>", grid, report
 
 
+def load_evaluators() -> None:
+    """Load what `evaluate_piece` needs once (the multi-task network, the melody RNN and its
+    held-out typicality scores), so that each later evaluation takes milliseconds."""
+    from . import surprise
+    from .models import mtnn
+
+    mtnn.load_pretrained()
+    surprise._melody_rnn()
+    surprise.typicality_reference()
+
+
 def evaluator_widget(corpora=datasets.REGIONS):
     """Upload a melody (MIDI, ABC, MusicXML or WAV), pick a corpus, read the report. A bad upload
-    shows its `BadInputError` message in the widget, never a traceback.
+    shows its `BadInputError` message in the widget, never a traceback. The evaluators are loaded
+    when the widget is built (`load_evaluators`), not at the first upload.
 
     Chapter: notebooks/10_evaluating_generative_models.ipynb
     """
@@ -390,6 +443,7 @@ def evaluator_widget(corpora=datasets.REGIONS):
     import matplotlib.pyplot as plt
     from IPython.display import display
 
+    load_evaluators()
     upload = w.FileUpload(accept=",".join(SUFFIXES), description="your melody")
     corpus = w.Dropdown(options=list(corpora), description="corpus")
     out = w.Output()

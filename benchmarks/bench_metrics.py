@@ -1,0 +1,119 @@
+"""Chapter 10: evaluating an uploaded 32-bar tune (bar: at most 1 s on CPU), and the leaderboard.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_metrics.py                 # upload timings
+    MUSICLAB_MODE=full OMP_NUM_THREADS=1 python benchmarks/bench_metrics.py --leaderboard
+
+Upload timings: a 32-bar held-out tune (the first 512 steps of the test tune with the most notes in
+them) written as
+MIDI and as a WAV rendering, read and evaluated by `evaluate.evaluate_upload` as the widget does.
+Loading the evaluators (the multi-task network, the melody RNN and its scores of the held-out
+tunes for the typicality percentile) happens once, when the widget is built; "first upload" is
+then the first evaluation (it builds the corpus reference of the region); "new corpus" is the first
+call for another region; "warm" is the median of 10 repeated calls.
+The leaderboard is chapter 10's, at the mode's set size (30 quick, 300 full).
+"""
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from musiclab import audio, config, datasets, evaluate, metrics, recipes, symbolic, train
+from musiclab.models import mtnn, ngram
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def upload_timings(n_bars: int = 32) -> None:
+    long_tunes = [t for t in datasets.load_folk("test", progress=False) if len(t.grid) >= 16 * n_bars]
+    if not long_tunes:
+        raise SystemExit(f"no held-out tune has {n_bars} bars in this mode")
+    tune = max(long_tunes, key=lambda t: np.count_nonzero(t.grid[:16 * n_bars] >= 2))  # the busiest one
+    grid = tune.grid[:16 * n_bars]
+    notes = symbolic.grid_to_notes(grid)
+    midi_bytes = _midi_bytes(notes)
+    print(f"tune: {tune.id} ({tune.region}), first {n_bars} bars, {len(notes)} notes")
+    _, load_s = timed(evaluate.load_evaluators)
+    print(f"loading the evaluators (as the widget does when it is built): {load_s:.2f} s")
+    (text, _, report), cold = timed(lambda: evaluate.evaluate_upload(midi_bytes, "tune.mid", tune.region))
+    assert report is not None, text
+    other = "German" if tune.region != "German" else "Irish"
+    _, new_corpus = timed(lambda: evaluate.evaluate_upload(midi_bytes, "tune.mid", other))
+    warm = [timed(lambda: evaluate.evaluate_upload(midi_bytes, "tune.mid", tune.region))[1] for _ in range(10)]
+    print(f"MIDI upload, {n_bars} bars: first upload {cold:.2f} s, new corpus {new_corpus:.2f} s, "
+          f"warm median {np.median(warm) * 1000:.0f} ms (max {max(warm) * 1000:.0f} ms)")
+    y = audio.render_notes(notes, program=73, qpm=120)
+    wav = _wav_bytes(y)
+    wav_times = [timed(lambda: evaluate.evaluate_upload(wav, "tune.wav", tune.region))[1] for _ in range(3)]
+    print(f"WAV upload, {len(y) / audio.DEFAULT_SR:.0f} s of audio: median {np.median(wav_times):.2f} s "
+          f"(pYIN pitch tracking dominates)")
+
+
+def _midi_bytes(notes) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    symbolic.notes_to_midi(notes).write(buffer)
+    return buffer.getvalue()
+
+
+def _wav_bytes(y) -> bytes:
+    import io
+
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, y, audio.DEFAULT_SR, format="WAV")
+    return buffer.getvalue()
+
+
+def leaderboard(n: int, real_draws: int = 4, next_token_steps: int | None = None) -> None:
+    train_tunes, test_tunes = datasets.load_folk("train"), datasets.load_folk("test")
+    held_out = [t.grid for t in test_tunes]
+    index = metrics.ngram_index([t.grid for t in train_tunes], n=8, transposition_invariant=True)
+    embed = mtnn.load_pretrained().embed
+    rng = np.random.default_rng(0)
+    conditions = [(test_tunes[i].region, test_tunes[i].tune_type) for i in rng.choice(len(test_tunes), n)]
+    run, train_s = timed(lambda: recipes.train_next_token(out_dir="/tmp/bench-metrics",
+                                                           steps=next_token_steps or config.pick(400, 4000)))
+    next_token, _ = train.load_weights(run["weights"], ngram.NextTokenMLP, ngram.NextTokenConfig)
+    print(f"next-token model: {run['steps']} steps in {train_s:.0f} s, valid NLL {run['valid_nll']:.3f}")
+    tables = {
+        8: evaluate.leaderboard(
+            evaluate.excerpts(held_out, 8, n, seed=0),
+            {"melody RNN (ch. 5)": evaluate.melody_rnn_samples(conditions, 8, seed=0),
+             "next-token MLP (ch. 2)": evaluate.next_token_samples(next_token, n, 8, seed=0)},
+            [evaluate.excerpts([t.grid for t in train_tunes], 8, n, seed=k) for k in range(1, real_draws + 1)],
+            index, embed),
+        2: evaluate.leaderboard(
+            evaluate.transposed_phrases(test_tunes, n, seed=0),
+            {"melody VAE prior (ch. 4)": evaluate.vae_prior_samples(n, seed=0)},
+            [evaluate.transposed_phrases(train_tunes, n, seed=k) for k in range(1, real_draws + 1)],
+            index, embed)}
+    print(f"| bars | set (N = {n}) | overlap | KL (nats) | Frechet (MTNN) | copy rate, 8 notes | notes per bar |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for bars, rows in tables.items():
+        for name, row in rows.items():
+            spread = row.get("spread", {})
+            cell = lambda key, fmt: f"{row[key]:{fmt}}" + (f" ({spread[key]:{fmt}})" if key in spread else "")
+            print(f"| {bars} | {name} | {cell('overlap', '.3f')} | {cell('kl', '.3f')} | {cell('frechet', '.1f')} "
+                  f"| {row['copy_rate']:.1%} | {row['notes_per_bar']:.2f} |")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--leaderboard", action="store_true", help="compute chapter 10's leaderboard too")
+    parser.add_argument("--n", type=int, default=None, help="pieces per set (default 30 quick, 300 full)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"mode {config.get_mode()}, {args.threads} torch thread(s)")
+    upload_timings()
+    if args.leaderboard:
+        start = time.perf_counter()
+        leaderboard(args.n or config.pick(30, 300))
+        print(f"leaderboard: {time.perf_counter() - start:.0f} s")
