@@ -61,7 +61,10 @@ def _melody_from_notes(notes, name: str, beats_per_bar: float = 4.0) -> np.ndarr
         names = ", ".join(plot.pitch_name(p) for p in pitches)
         raise BadInputError(f"{name}: polyphonic: {count} notes sound at once at {where}: {names}; "
                             f"a single melody line is needed (export only the melody track or voice)")
-    grid = symbolic.notes_to_grid(symbolic._make_monophonic(notes, name))
+    try:
+        grid = symbolic.notes_to_grid(symbolic._make_monophonic(notes, name))
+    except BadInputError as error:  # e.g. "pitch 20: outside the melody range": say which upload
+        raise BadInputError(f"{name}: {error}" if not str(error).startswith(name) else str(error)) from None
     if not np.any(grid >= 2):
         raise BadInputError(f"{name}: no notes")
     if len(grid) > MAX_BARS * 16:

@@ -56,6 +56,12 @@ def test_polyphonic_midi_says_how_many_notes_and_where(tmp_path):
     assert evaluate.read_piece(tmp_path / "l.mid", "l.mid").tolist() == [26, 1, 1, 1, 28, 1, 1, 1]
 
 
+def test_out_of_range_pitch_names_the_upload(tmp_path):
+    symbolic.notes_to_midi([symbolic.Note(20, 0, 1), symbolic.Note(60, 1, 1)], tmp_path / "low.mid")
+    with pytest.raises(BadInputError, match=r"low.mid: pitch 20: outside the melody range"):
+        evaluate.read_piece(tmp_path / "low.mid", "low.mid")
+
+
 def test_too_long_a_piece_is_refused():
     long_abc = "X:1\nM:4/4\nL:1/1\nK:C\n" + "C|" * (evaluate.MAX_BARS + 1) + "\n"
     with pytest.raises(BadInputError, match=f"too long .* > {evaluate.MAX_BARS}"):
