@@ -1,8 +1,10 @@
 """Command line: ``python -m musiclab data | train NAME | score NAME FILE | info``.
 
 - ``data``: parse the corpora once and cache them (see `musiclab.datasets.build_all`).
-- ``train NAME``: train one of the book's models at the size of the current mode and write its
-  weights with a sidecar recording the command, config, data, metrics, device and wall time.
+- ``train NAME [--data PATH]``: train one of the book's models at the size of the current mode (on
+  your own files with ``--data``) and write its weights with a sidecar recording the command, config,
+  data, metrics, device and wall time. Under ``torchrun --nproc_per_node=N -m musiclab train NAME``
+  it trains with DistributedDataParallel (`musiclab.train.fit`).
 - ``score NAME FILE``: the negative log-likelihood of the piano rolls in FILE under a polyphonic
   model of chapter 5, in nats per frame.
 - ``info``: the mode, device, cache folder and versions in use.
@@ -47,14 +49,25 @@ def command_train(args) -> int:
     if args.name not in recipes:
         print(f"unknown model {args.name!r}; choose one of: {', '.join(sorted(recipes))}", file=sys.stderr)
         return 2
-    if args.data and args.name not in ("poly-rnn", "poly-made"):
-        print(f"--data: only poly-rnn and poly-made train on your own data, not {args.name!r}", file=sys.stderr)
+    from . import train
+    from .recipes import accepts_data
+
+    recipe = recipes[args.name]
+    if args.data and not accepts_data(recipe):
+        print(f"--data: {args.name!r} does not train on your own data; these do: "
+              f"{', '.join(sorted(n for n, r in recipes.items() if accepts_data(r)))}", file=sys.stderr)
         return 2
     extra = {"data": args.data} if args.data else {}
-    result = recipes[args.name](out_dir=args.out, steps=args.steps, command=args.command_line, **extra)
-    for key, value in result.items():
-        if key != "history":
-            print(f"{key}: {value}")
+    # your own data gets its own folder, so that a run never resumes from a checkpoint of other data
+    out = args.out or (str(Path("runs") / Path(args.data).stem) if args.data else "runs")
+    try:
+        result = recipe(out_dir=out, steps=args.steps, command=args.command_line, **extra)
+    finally:
+        train.close_distributed()
+    if train.is_main_process():
+        for key, value in result.items():
+            if key != "history":
+                print(f"{key}: {value}")
     return 0
 
 
@@ -110,9 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("name", help="model name, e.g. next-token")
     train.add_argument("--mode", choices=config.MODES, help="override MUSICLAB_MODE")
     train.add_argument("--steps", type=int, help="number of optimizer steps (default: the mode's)")
-    train.add_argument("--out", default="runs", help="folder for checkpoints and weights (default: runs)")
-    train.add_argument("--data", help="train on your own data (poly-rnn, poly-made: a folder with train.npz "
-                                      "and valid.npz of (T, 88) 0/1 arrays, or a folder of MIDI files)")
+    train.add_argument("--out", help="folder for checkpoints and weights (default: runs, or runs/NAME-OF-DATA "
+                                     "with --data)")
+    train.add_argument("--data", help="train on your own files: a folder of MIDI / ABC / MusicXML files for the "
+                                      "symbolic models, WAV / FLAC / OGG / MP3 recordings (a file or a folder) for the "
+                                      "audio models; unusable files are listed and skipped")
     train.set_defaults(run=command_train)
 
     score = sub.add_parser("score", help="score piano rolls (MIDI or .npz) with a polyphonic model")

@@ -73,6 +73,27 @@ def split_of(item_id: str, valid: float = 0.1, test: float = 0.1) -> str:
     return "test" if u < test else "valid" if u < test + valid else "train"
 
 
+def split_ranked(item_ids, valid: float = 0.1, test: float = 0.1) -> list[str]:
+    """Splits for a user's own few items (files, segments), fixed by the same hash as `split_of`.
+
+    With few items a threshold on the hash can leave a split empty, so the items are ranked by it
+    instead: the first ``round(valid * n)`` validate (at least one when n >= 2), the next
+    ``round(test * n)`` test (at least one when n >= 10), the rest train (a share of 0 gives none).
+    Returns one split per id.
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    item_ids = list(item_ids)
+    n = len(item_ids)
+    n_valid = max(round(valid * n), 1 if n >= 2 and valid > 0 else 0)
+    n_test = max(round(test * n), 1 if n >= 10 and test > 0 else 0)
+    ranked = sorted(range(n), key=lambda i: _unit_hash("split:" + item_ids[i]))
+    splits = ["train"] * n
+    for rank, i in enumerate(ranked[:n_valid + n_test]):
+        splits[i] = "valid" if rank < n_valid else "test"
+    return splits
+
+
 def _unit_hash(text: str) -> float:
     # hashlib, not hash(): Python salts hash() per process, which would reshuffle every run
     return int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:12], 16) / 16 ** 12
@@ -535,7 +556,8 @@ def load_melody_folder(path) -> tuple[list[Tune], list[tuple[str, str]]]:
     """Read every melody file of a folder (.mid .midi .abc .xml .musicxml .mxl) as a Tune.
 
     Unusable files (corrupt, polyphonic, out of range, ...) are skipped, not fatal, and returned
-    as ``(file name, reason)``. The tunes get region "user" and empty labels.
+    as ``(file name, reason)``. The tunes get region "user", empty labels, and a split by
+    `split_ranked` of their ids (a validation tune as soon as there are two).
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
@@ -550,5 +572,7 @@ def load_melody_folder(path) -> tuple[list[Tune], list[tuple[str, str]]]:
             skipped.append((file.name, str(exc).replace(f"{file}: ", "")))
             continue
         item_id = f"user/{folder.name}/{file.name}"
-        tunes.append(Tune(item_id, "user", folder.name, file.stem, "", "", "", "", grid, split_of(item_id)))
+        tunes.append(Tune(item_id, "user", folder.name, file.stem, "", "", "", "", grid))
+    for tune, split in zip(tunes, split_ranked([t.id for t in tunes])):
+        tune.split = split
     return tunes, skipped

@@ -7,12 +7,19 @@ numbers to log. `fit` does everything else: device placement, mixed precision on
 clipping, progress bar, history for learning curves, periodic evaluation, atomic checkpoints and
 resuming after an interruption.
 
+Started by ``torchrun --nproc_per_node=N``, `fit` trains with DistributedDataParallel (see
+`init_distributed`): every process holds the whole model, takes every N-th batch, and the gradients
+are averaged across processes before each optimizer step, so one step sees N batches (the global
+batch is N times a recipe's batch size). Only the first process writes checkpoints and weights and
+shows progress.
+
 Chapter: notebooks/02_learning_to_generate.ipynb
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -60,6 +67,69 @@ def _as_dict(obj) -> dict:
     if dataclasses.is_dataclass(obj):
         return dataclasses.asdict(obj)
     return dict(obj)
+
+
+# Several processes (torchrun): DistributedDataParallel ---------------------------------------------
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process: ``(0, 1)`` unless started by torchrun with N > 1."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """True in the process that writes files and prints progress (rank 0; the only one normally)."""
+    return world()[0] == 0
+
+
+def init_distributed() -> bool:
+    """Join the process group that ``torchrun`` describes in the environment (``RANK``,
+    ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``, ``LOCAL_RANK``), once: the gloo backend on CPU,
+    nccl on CUDA (one GPU per process, ``cuda:LOCAL_RANK``). Returns whether training is distributed."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    if not torch.distributed.is_initialized():
+        device = _config.get_device()
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return True
+
+
+def close_distributed() -> None:
+    """Leave the process group at the end of a torchrun command (nothing to do otherwise)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def _replicate(modules: dict[str, nn.Module], optimizers: dict) -> None:
+    """Put every module that an optimizer trains under DistributedDataParallel, in place.
+
+    ``replicate`` wraps the module's own forward in DDP's hooks (it builds a
+    `torch.nn.parallel.DistributedDataParallel` over the parameters), so the step functions, which
+    call the model directly, need no change and the state dict keeps its names. At the first forward
+    DDP copies the first process's weights to all; during backward it averages the gradients.
+    Buffers (batch-norm statistics) start equal and then stay per process; the first process's are saved.
+    """
+    from torch.distributed._composable.replicate import DDP, replicate
+
+    trained = {id(p) for optimizer in optimizers.values() for group in optimizer.param_groups for p in group["params"]}
+    device = _config.get_device()
+    for module in modules.values():
+        if any(id(p) in trained for p in module.parameters()) and not isinstance(module, DDP):
+            replicate(module, device_id=torch.device("cuda", torch.cuda.current_device()) if device.type == "cuda"
+                      else torch.device("cpu"), forward_sync_buffers=False)
+
+
+def _mean_over_processes(values: dict, device: torch.device) -> dict:
+    """Average logged numbers over the processes, so that the history is the global batch's."""
+    if not values:
+        return values
+    stacked = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=device) for v in values.values()])
+    torch.distributed.all_reduce(stacked)
+    return dict(zip(values, stacked / world()[1]))
 
 
 # The updater: one optimizer step with clipping and mixed precision --------------------------------
@@ -159,6 +229,11 @@ def fit(modules: nn.Module | dict[str, nn.Module],
     step, history = 0, []
     if checkpoint_path is not None and Path(checkpoint_path).exists():
         step, history = load_checkpoint(checkpoint_path, modules, optimizers)
+    distributed = init_distributed()
+    if distributed:
+        _replicate(modules, optimizers)
+    rank, world_size = world()
+    progress = progress and rank == 0
     update = Updater(optimizers, grad_clip, device)
 
     def run_evaluation():
@@ -172,13 +247,15 @@ def fit(modules: nn.Module | dict[str, nn.Module],
         return row
 
     def save():
-        if checkpoint_path is not None:
+        if checkpoint_path is not None and rank == 0:
             save_checkpoint(checkpoint_path, modules, optimizers, step, history, config)
 
     sums: dict[str, torch.Tensor | float] = {}
     n_summed, start = 0, time.perf_counter()
     bar = tqdm(total=n_steps, initial=step, desc=desc, disable=not progress, leave=False)
     data = cycle(batches)
+    if distributed:  # every process walks the same batches (same seed) and takes its share
+        data = itertools.islice(data, rank, None, world_size)
     try:
         while step < n_steps:
             batch = move_to_device(next(data), device)
@@ -192,6 +269,8 @@ def fit(modules: nn.Module | dict[str, nn.Module],
                 sums[key] = sums.get(key, 0.0) + value
             n_summed += 1
             if step % log_every == 0 or step == n_steps:
+                if distributed:
+                    sums = _mean_over_processes(sums, device)
                 row = {"step": step, **{k: float(v) / n_summed for k, v in sums.items()}}
                 row["time_s"] = time.perf_counter() - start
                 _check_finite(row, step)
@@ -207,7 +286,8 @@ def fit(modules: nn.Module | dict[str, nn.Module],
     except KeyboardInterrupt:
         save()
         bar.close()
-        print(f"Interrupted at step {step}; checkpoint saved, run again to resume.")
+        if rank == 0:
+            print(f"Interrupted at step {step}; checkpoint saved, run again to resume.")
         raise
     bar.close()
     if evaluate is not None:
@@ -280,6 +360,8 @@ def save_weights(path, model: nn.Module, config, meta: dict | None = None) -> No
     """
     from safetensors.torch import save_file
 
+    if not is_main_process():  # under torchrun the first process writes, the others hold the same weights
+        return
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     fileio.write_atomic(path, lambda tmp: save_file(tensors, str(tmp)))

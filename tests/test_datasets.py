@@ -154,3 +154,14 @@ def test_next_token_windows():
     assert contexts.dtype == targets.dtype == torch.long
     assert contexts[0].tolist() == [0, 0, 0, 0] and targets[:3].tolist() == grid.tolist()
     assert contexts[2].tolist() == [0, 0] + grid[:2].tolist()
+
+
+def test_split_ranked_gives_small_folders_a_validation_item():
+    assert datasets.split_ranked(["a"]) == ["train"]
+    two = datasets.split_ranked(["a.mid", "b.mid"])
+    assert sorted(two) == ["train", "valid"] and datasets.split_ranked(["b.mid", "a.mid"]) == two[::-1]
+    twelve = datasets.split_ranked([f"piece{i}.mid" for i in range(12)])
+    assert Counter(twelve) == {"train": 10, "valid": 1, "test": 1}
+    assert "test" not in datasets.split_ranked([f"piece{i}.mid" for i in range(12)], test=0.0)
+    many = Counter(datasets.split_ranked([str(i) for i in range(1000)]))
+    assert many == {"train": 800, "valid": 100, "test": 100}

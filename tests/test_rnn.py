@@ -244,5 +244,3 @@ def test_train_command_with_data_on_a_midi_folder(tmp_path, capsys):
     out = tmp_path / "out"
     assert cli.main(["train", "poly-made", "--steps", "2", "--data", str(tmp_path), "--out", str(out)]) == 0
     assert (out / "poly-made.safetensors").exists() and "history" not in capsys.readouterr().out
-    assert cli.main(["train", "melody-rnn", "--data", str(tmp_path)]) == 2
-    assert "only poly-rnn and poly-made" in capsys.readouterr().err

@@ -15,7 +15,6 @@ Chapter: notebooks/05_rnn.ipynb
 from __future__ import annotations
 
 import collections
-import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -380,11 +379,14 @@ def read_pianorolls(path, n_keys: int = 88) -> list[np.ndarray]:
     raise BadInputError(f"{path}: expected a MIDI file (.mid, .midi) or an .npz of (T, {n_keys}) arrays")
 
 
-def read_pianoroll_folder(path, n_keys: int = 88) -> dict[str, list[np.ndarray]]:
+def read_pianoroll_folder(path, n_keys: int = 88, skipped: list | None = None) -> dict[str, list[np.ndarray]]:
     """Training data a user brings for ``train poly-rnn --data PATH``: ``train.npz`` and ``valid.npz``
-    in PATH, or a folder of MIDI files (split 90/10 by a hash of each file name). Returns
-    ``{"train": rolls, "valid": rolls}``."""
+    in PATH, or a folder of MIDI files (10 % of the files validate, at least one, chosen by
+    `datasets.split_ranked`). Returns ``{"train": rolls, "valid": rolls}``. With a list ``skipped``,
+    unreadable MIDI files are appended to it as ``(file name, reason)`` instead of raising."""
     from pathlib import Path
+
+    from .. import datasets
 
     folder = Path(path)
     if not folder.is_dir():
@@ -396,13 +398,20 @@ def read_pianoroll_folder(path, n_keys: int = 88) -> dict[str, list[np.ndarray]]
     files = sorted(f for f in folder.iterdir() if f.suffix.lower() in symbolic.MIDI_SUFFIXES)
     if not files:
         raise BadInputError(f"{folder}: no train.npz / valid.npz and no MIDI files")
-    if len(files) < 2:
-        raise BadInputError(f"{folder}: one MIDI file cannot be split into train and valid; bring at least 2")
-    # The 10 % of files with the lowest hash of their name (at least one) validate: a fixed split.
-    files.sort(key=lambda f: hashlib.sha1(f.name.encode("utf-8")).hexdigest())
-    n_valid = max(1, round(0.1 * len(files)))
-    return {"train": [r for f in files[n_valid:] for r in read_pianorolls(f, n_keys)],
-            "valid": [r for f in files[:n_valid] for r in read_pianorolls(f, n_keys)]}
+    rolls = {}
+    for file in files:
+        try:
+            rolls[file.name] = read_pianorolls(file, n_keys)
+        except BadInputError as error:
+            if skipped is None:
+                raise
+            skipped.append((file.name, str(error).replace(f"{file}: ", "")))
+    if len(rolls) < 2:
+        raise BadInputError(f"{folder}: {len(rolls)} usable MIDI file(s) cannot be split into train and valid; "
+                            "bring at least 2")
+    splits = datasets.split_ranked(list(rolls), valid=0.1, test=0.0)
+    return {split: [r for (name, file_rolls), s in zip(rolls.items(), splits) if s == split for r in file_rolls]
+            for split in ("train", "valid")}
 
 
 # Sample-level audio RNN ----------------------------------------------------------------------------

@@ -6,8 +6,25 @@ A recipe builds the data and the model at the size of the current mode, trains w
 device and wall time. Each chapter's recipes live in their own module; `RECIPES` maps the
 command-line names to them.
 
+Every recipe takes ``out_dir, steps, command`` (and may take ``progress``). **Your own data**
+(``python -m musiclab train NAME --data PATH``): a recipe opts in by taking a keyword ``data=None``
+(`accepts_data` checks the signature; the command line refuses ``--data`` for the others). With a
+folder of melody files it calls ``tunes, description, skipped = common.user_melodies(data)`` (MIDI,
+ABC, MusicXML -> `datasets.Tune` by split); with recordings ``segments, description, skipped =
+common.user_audio(data, sr, segment_s)`` (WAV, FLAC, OGG, MP3 -> checked, peak-normalised segments
+by split). Both print and skip unusable files and raise ``BadInputError`` when too little is left;
+splits come from `datasets.split_ranked`. Put ``description`` (and ``skipped``) into the sidecar via
+`common._finish`, keep the same `train.fit` call (checkpoints, progress, resuming), and size
+batches with ``min(batch_size, n)`` so that a small folder still trains.
+
+Under ``torchrun --nproc_per_node=N`` every recipe trains with DistributedDataParallel through
+`train.fit` (nothing to do in a recipe; only the first process writes files).
+
 Chapter: notebooks/02_learning_to_generate.ipynb
 """
+import functools
+import inspect
+
 from .common import CHECKPOINTS
 from .cyclegan import (UnpairedBatches, cyclegan_step, region_phrases, score_symbolic_transfer, score_timbre_transfer,
                        timbre_log_mels, timbre_pairs, train_cyclegan_symbolic, train_cyclegan_timbre)
@@ -29,9 +46,9 @@ RECIPES = {
     "vae-timbre": train_vae_timbre,
     "melody-rnn": train_melody,
     "poly-rnn": train_poly,
-    "poly-made": lambda **kwargs: train_poly(output="made", **kwargs),
+    "poly-made": functools.partial(train_poly, output="made"),
     "audio-rnn": train_audio,
-    "audio-rnn-mse": lambda **kwargs: train_audio(output="gaussian", **kwargs),
+    "audio-rnn-mse": functools.partial(train_audio, output="gaussian"),
     "recording-gan": train_recording_gan,
     "cyclegan-timbre": train_cyclegan_timbre,
     "cyclegan-symbolic": train_cyclegan_symbolic,
@@ -39,7 +56,13 @@ RECIPES = {
     "rnn-evaluator": train_rnn_evaluator,
 }
 
-__all__ = ["CHECKPOINTS", "RECIPES", "UnpairedBatches", "cyclegan_step", "region_phrases",
+
+def accepts_data(recipe) -> bool:
+    """Whether a recipe trains on the user's own files (it takes a ``data`` keyword)."""
+    return "data" in inspect.signature(recipe).parameters
+
+
+__all__ = ["CHECKPOINTS", "RECIPES", "accepts_data", "UnpairedBatches", "cyclegan_step", "region_phrases",
            "score_symbolic_transfer", "score_timbre_transfer", "timbre_log_mels", "timbre_pairs",
            "train_cyclegan_symbolic", "train_cyclegan_timbre",
            "AUDIO_HELD_OUT_PITCHES", "AUDIO_PROGRAM", "AUDIO_SR", "AUDIO_TRAIN_PITCHES",

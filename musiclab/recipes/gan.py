@@ -85,11 +85,21 @@ def score_gan_diversity(generator, data: dict, program: int, pitch: int, n: int 
 
 
 def train_gan(out_dir="runs", steps: int | None = None, command: str = "", loss: str = "hinge",
-              mode_seeking: float = 0.25, progress: bool = True) -> dict:
-    """The chapter-3 conditional SpecGAN on varied SoundFont notes (6 instruments x 25 pitches)."""
+              mode_seeking: float = 0.25, progress: bool = True, data=None) -> dict:
+    """The chapter-3 conditional SpecGAN on varied SoundFont notes (6 instruments x 25 pitches).
+
+    With ``data`` (a recording or a folder of them), whose slices carry no instrument or pitch
+    labels, this is chapter 11's single-condition version of the same GAN: it trains
+    `recording.train_recording_gan` and writes ``out_dir/recording-gan.safetensors``.
+    """
     import copy
 
     from ..models import gan
+
+    if data is not None:
+        from .recording import train_recording_gan
+
+        return train_recording_gan(out_dir, steps, command, data=data, progress=progress)
 
     config.seed_everything(0)
     model_config = gan.GanConfig(width=config.pick(8, 16), spectral_norm=loss == "hinge")

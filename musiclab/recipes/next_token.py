@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from .. import config, datasets, losses, symbolic, train
+from .common import _finish, user_melodies
 
 
 def next_token_step(model):
@@ -37,19 +38,25 @@ def score_next_token(model, contexts: torch.Tensor, targets: torch.Tensor, batch
             "valid_onset_accuracy": (predicted[onset] == targets[onset]).float().mean().item()}
 
 
-def train_next_token(out_dir="runs", steps: int | None = None, command: str = "") -> dict:
-    """The chapter-2 neural n-gram on the folk melodies' event grids."""
+def train_next_token(out_dir="runs", steps: int | None = None, command: str = "", data=None) -> dict:
+    """The chapter-2 neural n-gram on the folk melodies' event grids, or on the melody files in folder
+    ``data`` (see `common.user_melodies`)."""
     from ..models.ngram import NextTokenConfig, NextTokenMLP
 
     config.seed_everything(0)
     model_config = NextTokenConfig(vocab_size=symbolic.VOCAB_SIZE, context_len=16,
                                    hidden_dim=config.pick(256, 512))
-    train_x, train_y = datasets.next_token_windows(datasets.load_folk("train"), model_config.context_len)
-    valid_x, valid_y = datasets.next_token_windows(datasets.load_folk("valid"), model_config.context_len)
+    if data is None:
+        tunes = {split: datasets.load_folk(split) for split in ("train", "valid")}
+        description, skipped = "folk melodies, train/valid split by hash", []
+    else:
+        tunes, description, skipped = user_melodies(data)
+    train_x, train_y = datasets.next_token_windows(tunes["train"], model_config.context_len)
+    valid_x, valid_y = datasets.next_token_windows(tunes["valid"], model_config.context_len)
     model = NextTokenMLP(model_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(train_x, train_y), batch_size=256,
-                                         shuffle=True, drop_last=True)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(train_x, train_y),
+                                         batch_size=min(256, len(train_y)), shuffle=True, drop_last=True)
     n_steps = steps or config.pick(1500, 12000)
     out_dir = Path(out_dir)
     start = time.perf_counter()
@@ -58,7 +65,5 @@ def train_next_token(out_dir="runs", steps: int | None = None, command: str = ""
                         checkpoint_path=out_dir / "next-token.pt", checkpoint_every=500, config=model_config,
                         desc="next-token")
     metrics = {**{k: round(v, 4) for k, v in history[-1].items() if k.startswith("valid")}, "steps": n_steps}
-    meta = {"command": command, "mode": config.get_mode(), "data": "folk melodies, train/valid split by hash",
-            "metrics": metrics, "device": str(config.get_device()), "wall_time_s": round(time.perf_counter() - start, 1)}
-    train.save_weights(out_dir / "next-token.safetensors", model, model_config, meta)
-    return {"weights": str(out_dir / "next-token.safetensors"), **metrics, "wall_time_s": meta["wall_time_s"]}
+    return _finish("next-token", out_dir, model, model_config, metrics, start, command, description,
+                   **({"skipped": skipped} if skipped else {}))

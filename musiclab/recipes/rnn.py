@@ -12,7 +12,7 @@ import torch
 
 from .. import config, datasets, losses, metrics, train
 from ..errors import BadInputError
-from .common import CHECKPOINTS, _finish, _keep_best
+from .common import CHECKPOINTS, _finish, _keep_best, _report_skipped, user_audio, user_melodies
 
 
 def poly_step(model):
@@ -55,12 +55,14 @@ def train_poly(out_dir="runs", steps: int | None = None, command: str = "", outp
 
     config.seed_everything(0)
     name = name or ("poly-rnn" if output == "independent" else "poly-made")
+    skipped = []
     if data is None:
         rolls = {split: [c.roll for c in datasets.load_chorales(split)] for split in datasets.SPLITS}
         description = "JSB-like Bach chorales (music21 corpus, quarter-note frames, in C), split by hash"
     else:
-        rolls = rnn.read_pianoroll_folder(data)
-        description = f"user piano rolls from {data}"
+        rolls = rnn.read_pianoroll_folder(data, skipped=skipped)
+        _report_skipped(skipped)
+        description = f"user piano rolls from {data}, {len(skipped)} files skipped"
     model_config = rnn.PolyConfig(output=output, hidden_dim=config.pick(128, 256),
                                   dropout=config.pick(0.2, 0.4), made_dim=config.pick(128, 512))
     model = rnn.PolyRNN(model_config)
@@ -81,7 +83,8 @@ def train_poly(out_dir="runs", steps: int | None = None, command: str = "", outp
     if "test" in rolls:
         metrics["test_nll"] = round(rnn.score_rolls(model, rolls["test"])["nll_per_frame"], 4)
     result = _finish(name, out_dir, model, model_config, metrics, start, command, description,
-                     units="nats per frame, summed over 88 keys, first frame of each roll excluded")
+                     units="nats per frame, summed over 88 keys, first frame of each roll excluded",
+                     **({"skipped": skipped} if skipped else {}))
     result["history"] = history
     return result
 
@@ -169,13 +172,20 @@ def melody_generation_report(model, train_tunes, held_out_tunes, n_tunes: int = 
     return {"report": report, "generated": generated}
 
 
-def train_melody(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True) -> dict:
+def train_melody(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
+                 data=None) -> dict:
     """The chapter-5 melody RNN: an LSTM language model over the folk melodies' event grids,
-    conditioned on region and tune type."""
+    conditioned on region and tune type; or over the melody files in folder ``data`` (see
+    `common.user_melodies`; they have no labels, so the conditions are all "unknown")."""
     from ..models import rnn
 
     config.seed_everything(0)
-    train_tunes, valid_tunes = datasets.load_folk("train"), datasets.load_folk("valid")
+    if data is None:
+        train_tunes, valid_tunes = datasets.load_folk("train"), datasets.load_folk("valid")
+        description, skipped = "folk melodies (music21 corpus), train/valid split by hash", []
+    else:
+        tunes, description, skipped = user_melodies(data)
+        train_tunes, valid_tunes = tunes["train"], tunes["valid"]
     regions, tune_types = rnn.condition_labels(train_tunes, min_count=config.pick(10, 50))
     model_config = rnn.MelodyConfig(regions=regions, tune_types=tune_types, hidden_dim=config.pick(128, 256),
                                     n_layers=1)
@@ -184,8 +194,8 @@ def train_melody(out_dir="runs", steps: int | None = None, command: str = "", pr
     valid_data = rnn.melody_sequences(valid_tunes, model_config, length)
     model = rnn.MelodyRNN(model_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*train_data), batch_size=32,
-                                         shuffle=True, drop_last=True)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*train_data),
+                                         batch_size=min(32, len(train_data[0])), shuffle=True, drop_last=True)
     n_steps = steps or config.pick(150, 700)
     evaluate, best = _keep_best(model, lambda: score_melody(model, valid_data), "valid_nll")
     out_dir = Path(out_dir)
@@ -199,9 +209,9 @@ def train_melody(out_dir="runs", steps: int | None = None, command: str = "", pr
     scores = score_melody(model, valid_data)
     report = melody_generation_report(model, train_tunes, valid_tunes, n_tunes=config.pick(10, 50))["report"]
     metrics = {**{k: round(v, 4) for k, v in {**scores, **report}.items()}, "steps": n_steps}
-    result = _finish("melody-rnn", out_dir, model, model_config, metrics, start, command,
-                     "folk melodies (music21 corpus), train/valid split by hash",
-                     units="nats per token, 16th-note event grid; JS divergences in nats")
+    result = _finish("melody-rnn", out_dir, model, model_config, metrics, start, command, description,
+                     units="nats per token, 16th-note event grid; JS divergences in nats",
+                     **({"skipped": skipped} if skipped else {}))
     result["history"] = history
     return result
 
@@ -268,22 +278,32 @@ def score_audio(model, levels: torch.Tensor, sigma: float | None = None) -> dict
 
 
 def train_audio(out_dir="runs", steps: int | None = None, command: str = "", output: str = "categorical",
-                progress: bool = True) -> dict:
+                progress: bool = True, data=None) -> dict:
     """The chapter-5 sample-level audio RNN on SoundFont clarinet notes at 8 kHz, with a categorical
-    mu-law output (``audio-rnn``) or a Gaussian output trained with MSE (``audio-rnn-mse``)."""
+    mu-law output (``audio-rnn``) or a Gaussian output trained with MSE (``audio-rnn-mse``); or on
+    0.5 s segments of the recordings in ``data`` at 8 kHz (see `common.user_audio`; held out: at
+    most 16 validation segments)."""
+    from .. import audio
     from ..models import rnn
 
     config.seed_everything(0)
     name = "audio-rnn" if output == "categorical" else "audio-rnn-mse"
-    train_levels = torch.from_numpy(audio_notes(AUDIO_TRAIN_PITCHES))
-    held_out = torch.from_numpy(audio_notes(AUDIO_HELD_OUT_PITCHES))
+    if data is None:
+        train_levels = torch.from_numpy(audio_notes(AUDIO_TRAIN_PITCHES))
+        held_out = torch.from_numpy(audio_notes(AUDIO_HELD_OUT_PITCHES))
+        description, skipped = (f"SoundFont TimGM6mb program {AUDIO_PROGRAM}, {AUDIO_SR} Hz, train pitches "
+                                f"{list(AUDIO_TRAIN_PITCHES)}, held-out pitches {list(AUDIO_HELD_OUT_PITCHES)}"), []
+    else:
+        segments, description, skipped = user_audio(data, AUDIO_SR, 0.5)
+        train_levels = torch.from_numpy(audio.mu_law_encode(segments["train"]))
+        held_out = torch.from_numpy(audio.mu_law_encode(segments["valid"][:16]))
     model_config = rnn.AudioConfig(output=output, hidden_dim=config.pick(64, 128))
     model = rnn.AudioRNN(model_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     length = 256
     windows = train_levels.unfold(1, length + 1, length // 2).reshape(-1, length + 1)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(windows), batch_size=16, shuffle=True,
-                                         drop_last=True)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(windows), batch_size=min(16, len(windows)),
+                                         shuffle=True, drop_last=True)
     n_steps = steps or config.pick(40, 800)
     out_dir = Path(out_dir)
     start = time.perf_counter()
@@ -296,9 +316,7 @@ def train_audio(out_dir="runs", steps: int | None = None, command: str = "", out
     sigma = score_audio(model, train_levels)["sigma"] if output == "gaussian" else None
     scores = score_audio(model, held_out, sigma)
     metrics = {**{f"held_out_{k}": round(v, 5) for k, v in scores.items() if v is not None}, "steps": n_steps}
-    result = _finish(name, out_dir, model, model_config, metrics, start, command,
-                     f"SoundFont TimGM6mb program {AUDIO_PROGRAM}, {AUDIO_SR} Hz, train pitches "
-                     f"{list(AUDIO_TRAIN_PITCHES)}, held-out pitches {list(AUDIO_HELD_OUT_PITCHES)}",
-                     units="nats per sample over the 256 mu-law levels")
+    result = _finish(name, out_dir, model, model_config, metrics, start, command, description,
+                     units="nats per sample over the 256 mu-law levels", **({"skipped": skipped} if skipped else {}))
     result["history"] = history
     return result

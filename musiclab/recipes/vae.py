@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .. import config, datasets, losses, train
+from .common import _finish, user_audio, user_melodies
 
 
 def vae_melody_step(model, beta: float = 0.2, free_nats: float = 16.0, warmup_steps: int = 1000,
@@ -50,16 +51,24 @@ def melody_slices(tunes, transpose=range(-5, 7), max_slices: int | None = None, 
 
 
 def train_vae_melody(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
-                     beta: float = 0.1, free_nats: float = 48.0, word_dropout: float = 0.25) -> dict:
-    """The chapter-4 melody VAE on 2-bar slices of the folk melodies of all regions."""
+                     beta: float = 0.1, free_nats: float = 48.0, word_dropout: float = 0.25, data=None) -> dict:
+    """The chapter-4 melody VAE on 2-bar slices of the folk melodies of all regions, or of the melody
+    files in folder ``data`` (see `common.user_melodies`; their test split falls back to valid)."""
     from ..models import vae
 
     config.seed_everything(0)
     model_config = vae.MelodyVaeConfig(encoder_dim=config.pick(96, 128), decoder_dim=config.pick(192, 256),
                                        z_dim=64)
-    batch_size = 64
-    train_data = datasets.GridSliceDataset(datasets.load_folk("train"), n_bars=2)
-    valid_tokens = melody_slices(datasets.load_folk("valid"), transpose=None, max_slices=2000)
+    if data is None:
+        tunes = {split: datasets.load_folk(split) for split in datasets.SPLITS}
+        description, skipped = ("folk melodies of all regions, 2-bar slices (hop 1 bar), train split with "
+                                "transposition -5..+6; metrics on every 2-bar slice of the test split, untransposed"), []
+    else:
+        tunes, description, skipped = user_melodies(data)
+        tunes["test"] = tunes["test"] or tunes["valid"]
+    train_data = datasets.GridSliceDataset(tunes["train"], n_bars=2)
+    batch_size = min(64, len(train_data))
+    valid_tokens = melody_slices(tunes["valid"], transpose=None, max_slices=2000)
     model = vae.MelodyVAE(model_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     n_steps = steps or config.pick(300, 6000)
@@ -83,8 +92,7 @@ def train_vae_melody(out_dir="runs", steps: int | None = None, command: str = ""
     train.fit(model, optimizer, step_with_schedule, loader, n_steps, evaluate=evaluate,
               eval_every=max(n_steps // 6, 1), log_every=25, checkpoint_path=out_dir / "vae-melody.pt",
               checkpoint_every=500, config=model_config, progress=progress, desc="melody VAE")
-    wall_time_s = round(time.perf_counter() - start, 1)
-    test_tunes = datasets.load_folk("test")
+    test_tunes = tunes["test"]
     test_tokens = melody_slices(test_tunes, transpose=None)
     test = vae.reconstruction_accuracy(model, test_tokens)
     stats = vae.posterior_statistics(model, test_tokens)
@@ -96,14 +104,8 @@ def train_vae_melody(out_dir="runs", steps: int | None = None, command: str = ""
     metrics = {**{f"test_{k}": round(v, 4) for k, v in test.items()}, "test_per_region": per_region,
                "test_kl_nats": round(float(stats["kl_per_dim"].sum()), 2), "active_units": stats["active_units"],
                "steps": n_steps, "batch_size": batch_size}
-    meta = {"command": command, "mode": config.get_mode(), "beta": beta, "free_nats": free_nats,
-            "word_dropout": word_dropout,
-            "data": "folk melodies of all regions, 2-bar slices (hop 1 bar), train split with transposition "
-                    "-5..+6; metrics on every 2-bar slice of the test split, untransposed",
-            "metrics": metrics, "device": str(config.get_device()), "torch_threads": torch.get_num_threads(),
-            "wall_time_s": wall_time_s}
-    train.save_weights(out_dir / "vae-melody.safetensors", model, model_config, meta)
-    return {"weights": str(out_dir / "vae-melody.safetensors"), **metrics, "wall_time_s": wall_time_s}
+    return _finish("vae-melody", out_dir, model, model_config, metrics, start, command, description, beta=beta,
+                   free_nats=free_nats, word_dropout=word_dropout, **({"skipped": skipped} if skipped else {}))
 
 
 def vae_timbre_step(model, beta: float = 1.0, sigma: float = 0.1, warmup_steps: int = 500):
@@ -148,33 +150,45 @@ def score_timbre(model, notes: dict, test: np.ndarray, k: int = 5) -> dict:
 
 
 def train_vae_timbre(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
-                     beta: float = 1.0) -> dict:
-    """The chapter-4 timbre VAE on SoundFont one-shot notes of 8 instruments."""
+                     beta: float = 1.0, data=None) -> dict:
+    """The chapter-4 timbre VAE on SoundFont one-shot notes of 8 instruments, or on 0.512 s segments of
+    the recordings in ``data`` (see `common.user_audio`; measured by the validation segments'
+    reconstruction RMSE, as there are no instrument labels)."""
     from ..models import vae
 
     config.seed_everything(0)
     model_config = vae.TimbreVaeConfig()  # 256 hidden units: the weights stay small (about 5 MB)
-    notes = vae.timbre_note_set(model_config, velocities=config.pick((90,), (60, 90, 120)))
-    test = timbre_split(notes)
+    if data is None:
+        notes = vae.timbre_note_set(model_config, velocities=config.pick((90,), (60, 90, 120)))
+        test = timbre_split(notes)
+        evaluate = lambda: score_timbre(model, notes, test)
+        description, skipped = (f"SoundFont TimGM6mb one-shot notes, programs {list(vae.TIMBRE_PROGRAMS)}, pitches "
+                                "48-84 (held out: pitch % 4 == 1), velocities as in the config's mode; silent renders "
+                                "dropped"), []
+    else:
+        segments, description, skipped = user_audio(data, model_config.sr,
+                                                    model_config.n_frames * model_config.hop_length / model_config.sr)
+        notes = {"x": vae.timbre_log_mel(np.concatenate([segments["train"], segments["valid"]]), model_config)}
+        test = np.arange(len(notes["x"])) >= len(segments["train"])
+        notes["program"] = np.zeros(len(test), np.int64)  # no labels: the step ignores them
+
+        def evaluate():
+            with torch.no_grad():
+                x_mean = model.decode(model.encode(torch.from_numpy(notes["x"][test]))[0]).cpu().numpy()
+            return {"valid_rmse": float(np.sqrt(((x_mean - notes["x"][test]) ** 2).mean()))}
     x = torch.from_numpy(notes["x"][~test])
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, torch.from_numpy(notes["program"][~test])),
-                                         batch_size=64, shuffle=True, drop_last=True)
+                                         batch_size=min(64, len(x)), shuffle=True, drop_last=True)
     model = vae.TimbreVAE(model_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     n_steps = steps or config.pick(300, 4000)
     out_dir = Path(out_dir)
     start = time.perf_counter()
     history = train.fit(model, optimizer, vae_timbre_step(model, beta=beta, warmup_steps=max(n_steps // 8, 1)),
-                        loader, n_steps, evaluate=lambda: score_timbre(model, notes, test),
+                        loader, n_steps, evaluate=evaluate,
                         eval_every=max(n_steps // 4, 1), log_every=25, checkpoint_path=out_dir / "vae-timbre.pt",
                         checkpoint_every=1000, config=model_config, progress=progress, desc="timbre VAE")
-    wall_time_s = round(time.perf_counter() - start, 1)
     metrics = {**{k: round(v, 4) for k, v in history[-1].items() if k != "step"}, "steps": n_steps,
                "n_train_notes": int((~test).sum()), "n_test_notes": int(test.sum())}
-    meta = {"command": command, "mode": config.get_mode(), "beta": beta,
-            "data": f"SoundFont TimGM6mb one-shot notes, programs {list(vae.TIMBRE_PROGRAMS)}, pitches 48-84 "
-                    "(held out: pitch % 4 == 1), velocities as in the config's mode; silent renders dropped",
-            "metrics": metrics, "device": str(config.get_device()), "torch_threads": torch.get_num_threads(),
-            "wall_time_s": wall_time_s}
-    train.save_weights(out_dir / "vae-timbre.safetensors", model, model_config, meta)
-    return {"weights": str(out_dir / "vae-timbre.safetensors"), **metrics, "wall_time_s": wall_time_s}
+    return _finish("vae-timbre", out_dir, model, model_config, metrics, start, command, description, beta=beta,
+                   **({"skipped": skipped} if skipped else {}))
