@@ -16,8 +16,8 @@ shipped style classifier (chapter 8, or ``--classifier``):
   (minor-third share, notes per phrase) and content preservation over alpha;
 - timbre morphs between every pair of the 8 instruments at every held-out pitch: share of morphs
   whose progress towards the real target rendering rises at every step;
-- one widget interaction (encode, move, decode, classify, two piano rolls, two renderings),
-  median of 20.
+- one widget interaction (encode, move, decode, classify, piano rolls, rendering and embedding the
+  audio), median of 20, for a new tune and for a strength move.
 """
 from __future__ import annotations
 
@@ -166,27 +166,35 @@ def timbre_morphs():
           f"{progress[:, -1].mean():.2f}")
 
 
-def widget_interaction_ms(splits, melody, classifier, repeats: int = 20) -> float:
+def widget_interactions_ms(splits, melody, classifier, repeats: int = 20) -> dict:
+    """Median time of one interaction of chapter 6's widget, as the notebook does it: a new tune
+    (both players made) and a strength move (the source's player reused)."""
     centroids = {r: style.latent_means(melody, windows_of(splits, "train", r, 2, 500)).mean(0) for r in ("Chinese", "Irish")}
     phrases = windows_of(splits, "test", "Chinese", 2, 50)
-    times = []
-    for phrase in phrases[:repeats]:
-        start = time.perf_counter()
+
+    def interaction(phrase, alpha, new_tune):
         after = style.decode_moved(melody, style.latent_means(melody, phrase[None]),
-                                   centroids["Irish"] - centroids["Chinese"], 1.5)[0]
+                                   centroids["Irish"] - centroids["Chinese"], alpha)[0]
         pair = np.stack([phrase, after])
         style.target_probabilities(pair, "Irish", classifier)
         style.target_probabilities(pair, "Irish", classifier, versus="Chinese")
         style.onset_agreement(phrase, after), style.contour_agreement(phrase, after)
-        fig, axes = plt.subplots(1, 2, figsize=(7.6, 2.1), layout="constrained")
+        fig, axes = plt.subplots(1, 2, figsize=(9, 2.3), sharey=True)
+        fig.subplots_adjust(left=0.07, right=0.99, bottom=0.22, top=0.78, wspace=0.05)
         for ax, grid in zip(axes, pair):
             plot.plot_notes(symbolic.grid_to_notes(grid), ax=ax)
         fig.canvas.draw()
         plt.close(fig)
-        for grid in pair:
-            audio.render_notes(symbolic.grid_to_notes(grid), program=73)
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+        for grid in pair if new_tune else pair[1:]:
+            audio.player(audio.render_notes(symbolic.grid_to_notes(grid), program=73), audio.DEFAULT_SR)
+
+    times = {"new tune": [], "strength move": []}
+    for i in range(repeats):
+        for kind, phrase, alpha in (("new tune", phrases[i], 1.5), ("strength move", phrases[0], 1.0 + i / 8)):
+            start = time.perf_counter()
+            interaction(phrase, alpha, kind == "new tune")
+            times[kind].append(time.perf_counter() - start)
+    return {kind: 1000 * float(np.median(t)) for kind, t in times.items()}
 
 
 def main() -> None:
@@ -203,7 +211,8 @@ def main() -> None:
     region_transfer(splits, melody, classifier)
     mode_and_density(splits, melody, classifier)
     timbre_morphs()
-    print(f"\none widget interaction: {widget_interaction_ms(splits, melody, classifier):.0f} ms (median of 20)")
+    print("\none widget interaction (median of 20): " + ", ".join(
+        f"{kind} {ms:.0f} ms" for kind, ms in widget_interactions_ms(splits, melody, classifier).items()))
     print(f"bench wall time {time.perf_counter() - start:.0f} s")
 
 
