@@ -356,7 +356,8 @@ def save_weights(path, model: nn.Module, config, meta: dict | None = None) -> No
     """Save ``model`` as ``path`` (.safetensors) and its config and provenance as ``path`` + ``.json``.
 
     The sidecar records what anyone needs to reproduce the weights: the command, the config, the
-    data split, the metrics reached, the device and the wall time (pass them in ``meta``).
+    data split, the metrics reached, the device and the wall time (pass them in ``meta``), and the
+    number of processes when trained under torchrun.
     """
     from safetensors.torch import save_file
 
@@ -366,6 +367,8 @@ def save_weights(path, model: nn.Module, config, meta: dict | None = None) -> No
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     fileio.write_atomic(path, lambda tmp: save_file(tensors, str(tmp)))
     sidecar = {"config": _as_dict(config), **(meta or {})}
+    if world()[1] > 1:
+        sidecar["processes"] = world()[1]  # trained under torchrun: the global batch was this many times larger
     fileio.write_atomic(path.with_suffix(".json"),
                   lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2, default=str)))
 

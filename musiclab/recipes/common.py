@@ -35,7 +35,7 @@ def _finish(name: str, out_dir: Path, model, model_config, metrics: dict, start:
     wall_time_s = round(time.perf_counter() - start, 1)
     meta = {"command": command, "mode": config.get_mode(), "data": data, "metrics": metrics,
             "device": str(config.get_device()), "torch_threads": torch.get_num_threads(),
-            "processes": train.world()[1], "wall_time_s": wall_time_s, **extra}
+            "wall_time_s": wall_time_s, **extra}
     train.save_weights(out_dir / f"{name}.safetensors", model, model_config, meta)
     return {"weights": str(out_dir / f"{name}.safetensors"), **metrics, "wall_time_s": wall_time_s}
 
