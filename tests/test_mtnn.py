@@ -159,6 +159,15 @@ def test_training_step_reduces_the_loss_and_leaves_unlabelled_heads_alone():
     assert torch.equal(model.heads["tune_type"].weight, head_before)  # no tune has a tune type
 
 
+def test_balanced_batches_draw_every_class_equally_often():
+    torch.manual_seed(0)
+    tunes = [_tune(region="A")] * 90 + [_tune(region="B")] * 10
+    targets = mtnn.encode_targets(tunes, {"region": ["A", "B"]})
+    drawn = torch.cat([batch[2]["region"] for _ in range(20)
+                       for batch in evaluation.crop_batches(tunes, targets, batch_size=50, balance="region")])
+    assert abs(drawn.float().mean().item() - 0.5) < 0.05  # B is 10 % of the tunes, half of the draws
+
+
 def test_classification_report_counts_and_confusion():
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.5, 0.5]])
     report = evaluation.classification_report(probs, np.array([0, 1, 1, -100]), ["x", "y"])

@@ -32,12 +32,13 @@ def random_transpose(grid: np.ndarray, max_shift: int) -> np.ndarray:
 
 
 def crop_batches(tunes, targets: dict, batch_size: int = 32, min_steps: int = 32, max_steps: int = 256,
-                 max_shift: int = 5, from_start: float = 0.0):
+                 max_shift: int = 5, from_start: float = 0.0, balance: str | None = None):
     """Shuffled batches ``(tokens [shape=(B, L)], mask [shape=(B, L)], targets dict task -> [shape=(B,)])``.
 
     Each batch draws one crop length L in [min_steps, max_steps]; each tune a random start (the
     tune's beginning with probability ``from_start``) and a random transposition. Shorter tunes are
-    padded (mask False).
+    padded (mask False). With ``balance="region"`` (a task), tunes are drawn with probability
+    proportional to 1 / (number of tunes of their class), so that every class is seen equally often.
     """
     from ..models import mtnn
 
@@ -51,8 +52,14 @@ def crop_batches(tunes, targets: dict, batch_size: int = 32, min_steps: int = 32
         tokens, mask = mtnn.pad_grids(grids)
         return tokens, mask, {task: t[indices] for task, t in targets.items()}
 
-    return torch.utils.data.DataLoader(list(range(len(tunes))), batch_size=batch_size, shuffle=True,
-                                       drop_last=len(tunes) > batch_size, collate_fn=collate)
+    sampler = None
+    if balance is not None:
+        classes = targets[balance]
+        counts = torch.bincount(classes[classes >= 0])
+        weights = torch.where(classes >= 0, 1.0 / counts[classes.clamp(min=0)], 0.0).double()
+        sampler = torch.utils.data.WeightedRandomSampler(weights, len(tunes), replacement=True)
+    return torch.utils.data.DataLoader(list(range(len(tunes))), batch_size=batch_size, shuffle=sampler is None,
+                                       sampler=sampler, drop_last=len(tunes) > batch_size, collate_fn=collate)
 
 
 def crop_grids(tunes, n_steps: int | None, seed: int = 0) -> list[np.ndarray]:
@@ -131,9 +138,11 @@ def _summary(report: dict, prefix: str) -> dict:
 
 
 def train_mtnn(out_dir="runs", steps: int | None = None, command: str = "", tasks=None,
-               weighting: str = "uncertainty", name: str = "mtnn", progress: bool = True) -> dict:
+               weighting: str = "uncertainty", balance: str | None = "region", name: str = "mtnn",
+               progress: bool = True) -> dict:
     """The chapter-8 multi-task network (or, with one task, a single-task baseline) on the folk
-    melodies; early stopping on the validation loss summed over the tasks."""
+    melodies; regions sampled equally often (``balance``, None for the corpus's proportions);
+    early stopping on the validation loss summed over the tasks."""
     from ..models import mtnn
 
     config.seed_everything(0)
@@ -153,13 +162,14 @@ def train_mtnn(out_dir="runs", steps: int | None = None, command: str = "", task
     evaluate, best = _keep_best(model, score_valid, "valid_loss")
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    history = train.fit(model, optimizer, mtnn_step(model, weighting), crop_batches(tunes["train"], targets),
+    history = train.fit(model, optimizer, mtnn_step(model, weighting),
+                        crop_batches(tunes["train"], targets, balance=balance if balance in labels else None),
                         n_steps, evaluate=evaluate, eval_every=config.pick(100, 250), log_every=config.pick(10, 50),
                         checkpoint_path=out_dir / f"{name}.pt", checkpoint_every=500, config=model_config,
                         progress=progress, desc=name)
     if best["state"] is not None:
         model.load_state_dict(best["state"])
-    metrics = {"steps": n_steps, "weighting": weighting,
+    metrics = {"steps": n_steps, "weighting": weighting, "balance": balance,
                "sigma2": {task: round(float(s.detach().exp()), 4) for task, s in model.log_variances.items()}}
     for n_crop in CROP_STEPS:
         report = score_classifier(model, tunes["test"], n_crop)
