@@ -403,7 +403,8 @@ def leaderboard(reference_grids, generated: dict, real_draws: list, training_ind
         raise BadInputError(f"leaderboard: the noise level needs >= 2 real draws, got {len(real_draws)}")
     real = [leaderboard_row(grids, reference_grids, training_index, embed) for grids in real_draws]
     ceiling = {key: float(np.mean([r[key] for r in real])) for key in real[0]}
-    ceiling["spread"] = {key: float(np.std([r[key] for r in real], ddof=1)) for key in LEADERBOARD_COLUMNS}
+    ceiling["spread"] = {key: float(np.std([r[key] for r in real], ddof=1)) for key in LEADERBOARD_COLUMNS
+                         if key in ceiling}
     ceiling["copy_rate"] = metrics.copy_rate(reference_grids, training_index, n=8, transposition_invariant=True)
     rows = {"real (ceiling)": ceiling}
     return rows | {name: leaderboard_row(grids, reference_grids, training_index, embed) for name, grids in generated.items()}

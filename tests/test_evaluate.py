@@ -118,3 +118,24 @@ def test_widget_path_shows_the_message_not_a_traceback():
     assert report["corpus"] == "Irish" and text.startswith("<pre>")
     widget = evaluate.evaluator_widget()
     assert widget.children[0].children[1].options[0] == datasets.REGIONS[0]
+
+
+def test_leaderboard_has_a_noisy_ceiling_and_separates_a_collapsed_set():
+    rng = np.random.default_rng(0)
+    scale = [symbolic.pitch_to_token(p) for p in (60, 62, 64, 65, 67, 69, 71, 72)]
+
+    def tunes(n):
+        return [np.array([t for tok in rng.choice(scale, 16) for t in (tok, symbolic.HOLD)]) for _ in range(n)]
+
+    reference, training = tunes(30), tunes(60)
+    index = evaluate.metrics.ngram_index(training, n=8, transposition_invariant=True)
+    rows = evaluate.leaderboard(reference, {"collapsed": [reference[0]] * 30}, [tunes(30), tunes(30), tunes(30)], index)
+    ceiling = rows["real (ceiling)"]
+    assert set(ceiling["spread"]) == set(evaluate.LEADERBOARD_COLUMNS) - {"frechet"}  # no embedding given
+    assert ceiling["spread"]["overlap"] > 0
+    assert ceiling["copy_rate"] == evaluate.metrics.copy_rate(reference, index, n=8, transposition_invariant=True)
+    assert rows["collapsed"]["overlap"] < ceiling["overlap"] - 5 * ceiling["spread"]["overlap"]
+    assert rows["collapsed"]["notes_per_bar"] == 8
+    with pytest.raises(BadInputError, match="2 real draws"):
+        evaluate.leaderboard(reference, {}, [training], index)
+    assert [len(g) for g in evaluate.excerpts(reference, 2, n=5, seed=1)] == [32] * 5
