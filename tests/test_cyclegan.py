@@ -74,6 +74,9 @@ def test_generators_start_as_the_identity_and_take_any_length():
     model = cyclegan.CycleGAN(cyclegan.CycleGanConfig(hidden=16, n_blocks=2))
     x = torch.rand(2, cyclegan.N_MELS, 37) * 2 - 1
     assert torch.equal(model.a_to_b(x), x)
+    with torch.no_grad():
+        model.a_to_b.output.bias.fill_(0.4)
+    assert torch.allclose(model.a_to_b(x, strength=0.5), x + 0.2)
     assert cyclegan.Discriminator(model.config)(x).shape == (2, 37 // 4)
     with pytest.raises(BadInputError, match="expected shape"):
         model.a_to_b(torch.zeros(2, 10, 37))
@@ -86,6 +89,10 @@ def test_symbolic_generator_copies_at_start_and_hard_tokens_are_straight_through
     model = cyclegan.CycleGAN(config)
     grids = np.array([[2, 1, 0, 30, 1, 1, 5, 0]])
     assert np.array_equal(cyclegan.translate_grids(model, grids), grids)
+    with torch.no_grad():
+        model.a_to_b.output.bias[7] = 20.0  # a learned change towards token 7 everywhere
+    assert (cyclegan.translate_grids(model, grids) == 7).all()
+    assert np.array_equal(cyclegan.translate_grids(model, grids, strength=0.0), grids)
     logits = torch.randn(1, 5, 3, requires_grad=True)
     hard = cyclegan.hard_tokens(logits)
     assert torch.allclose(hard.detach(), torch.nn.functional.one_hot(logits.argmax(1), 5).permute(0, 2, 1).float())

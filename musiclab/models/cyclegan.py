@@ -63,10 +63,12 @@ class _ResidualBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    """x [shape=(B, C, T)] -> x + g(x) [shape=(B, C, T)] (timbre) or logits [shape=(B, C, T)] (symbolic).
+    """x [shape=(B, C, T)] -> x + s g(x) [shape=(B, C, T)] (timbre) or logits 5 x + s g(x) (symbolic).
 
     For symbolic grids the skip connection scales the one-hot input by ``skip_logit`` (5 nats), so that
-    an untrained generator already copies its input with probability about 0.75 per step.
+    an untrained generator already copies its input with probability about 0.75 per step. The
+    ``strength`` s (1 in training) scales the learned change: 0 gives the input back, values between
+    interpolate, values above 1 exaggerate the change.
     """
 
     skip_logit = 5.0
@@ -81,13 +83,13 @@ class Generator(nn.Module):
         nn.init.zeros_(self.output.weight)  # start as the identity map (plus the skip)
         nn.init.zeros_(self.output.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
         if x.dim() != 3 or x.shape[1] != self.config.n_channels:
             raise BadInputError(f"generator input: expected shape (batch, {self.config.n_channels}, time), "
                                 f"got {tuple(x.shape)}")
         change = self.output(F.leaky_relu(self.blocks(self.input(x)), 0.2))
         skip = x * self.skip_logit if self.config.kind == "symbolic" else x
-        return skip + change
+        return skip + strength * change
 
 
 class Discriminator(nn.Module):
@@ -168,13 +170,10 @@ def random_patches(log_mels: list[np.ndarray], n_frames: int, n_patches: int, se
 
 
 @torch.no_grad()
-def translate_log_mel(model: CycleGAN, log_mel, direction: str = "a_to_b", times: int = 1) -> np.ndarray:
-    """Apply the timbre generator ``times`` times to a log-mel in nats [shape=(N_MELS, T)]."""
+def translate_log_mel(model: CycleGAN, log_mel, direction: str = "a_to_b", strength: float = 1.0) -> np.ndarray:
+    """Translate a log-mel in nats [shape=(N_MELS, T)] with the timbre generator at ``strength``."""
     x = torch.from_numpy(encode_log_mel(log_mel))[None]
-    generator = model.generator(direction)
-    for _ in range(times):
-        x = generator(x).clamp(-1, 1)
-    return decode_log_mel(x[0])
+    return decode_log_mel(model.generator(direction)(x, strength).clamp(-1, 1)[0])
 
 
 # Symbolic data ---------------------------------------------------------------------------------------
@@ -201,13 +200,10 @@ def hard_tokens(logits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def translate_grids(model: CycleGAN, grids, direction: str = "a_to_b", times: int = 1) -> np.ndarray:
-    """Apply the symbolic generator ``times`` times to event grids [shape=(B, T)]; returns tokens [shape=(B, T)]."""
-    x = grids_to_one_hot(grids)
-    generator = model.generator(direction)
-    for _ in range(times):
-        x = hard_tokens(generator(x))
-    return x.argmax(1).numpy()
+def translate_grids(model: CycleGAN, grids, direction: str = "a_to_b", strength: float = 1.0) -> np.ndarray:
+    """Translate event grids [shape=(B, T)] with the symbolic generator at ``strength``; the most likely
+    token per step, as tokens [shape=(B, T)]."""
+    return model.generator(direction)(grids_to_one_hot(grids), strength).argmax(1).numpy()
 
 
 def load_pretrained(name: str = "cyclegan-timbre", path=None) -> tuple[CycleGAN, dict]:

@@ -171,7 +171,7 @@ def train_cyclegan_timbre(out_dir="runs", steps: int | None = None, command: str
     n_frames = 64  # about one second per patch
     model = cyclegan.CycleGAN(model_config)
     discriminator_a, discriminator_b = cyclegan.Discriminator(model_config), cyclegan.Discriminator(model_config)
-    n_steps = steps or config.pick(150, 5000)
+    n_steps = steps or config.pick(100, 2000)
     evaluate, best = _keep_best(model, lambda: score_timbre_transfer(model, valid_pairs), "lsd_translated_a_to_b")
     out_dir = Path(out_dir)
     start = time.perf_counter()
@@ -216,8 +216,9 @@ def score_symbolic_transfer(model, phrases_a, phrases_b, classifier=None) -> dic
     ``strength_before_*`` is the target region's probability on the untransformed phrases.
     """
     from .. import style
-    from ..models import cyclegan
+    from ..models import cyclegan, mtnn
 
+    classifier = classifier or mtnn.load_pretrained()
     region_a, region_b = model.config.domain_a, model.config.domain_b
     scores = {}
     for name, phrases, direction, target in (("a_to_b", phrases_a, "a_to_b", region_b),
@@ -242,14 +243,14 @@ def train_cyclegan_symbolic(out_dir="runs", steps: int | None = None, command: s
 
     config.seed_everything(0)
     region_a, region_b = regions
-    model_config = cyclegan.CycleGanConfig(n_channels=symbolic.VOCAB_SIZE, hidden=config.pick(64, 128),
+    model_config = cyclegan.CycleGanConfig(n_channels=symbolic.VOCAB_SIZE, hidden=config.pick(64, 96),
                                            n_blocks=config.pick(3, 4), kernel_size=3, kind="symbolic",
                                            domain_a=region_a, domain_b=region_b)
     train_tunes = datasets.load_folk("train", regions=regions)
     side_a, side_b = region_phrases(train_tunes, region_a), region_phrases(train_tunes, region_b)
     model = cyclegan.CycleGAN(model_config)
     discriminator_a, discriminator_b = cyclegan.Discriminator(model_config), cyclegan.Discriminator(model_config)
-    n_steps = steps or config.pick(150, 3000)
+    n_steps = steps or config.pick(100, 2000)
     optimizers = _optimizers(model, discriminator_a, discriminator_b, lr=config.pick(1e-3, 5e-4))
     out_dir = Path(out_dir)
     start = time.perf_counter()
