@@ -6,7 +6,8 @@
   untransformed input, on 40 test tunes spread over the test split (opening 16 quarter notes), both
   directions; the hidden-information test (cycle error against F applied to the true rendering);
 - symbolic: transfer strength (shipped region classifier) and content preservation on the test
-  split's 4-bar phrases, at strengths s = 0, 0.5, 1, 1.5, 2, both directions;
+  split's 4-bar phrases, at strengths s = 0 ... 2, both directions; the operating point is picked on
+  the validation phrases (`style.pick_operating_point`);
 - one widget interaction (translation + figure + audio), median of 5 wall and CPU times, as the
   notebook's explorer does it.
 """
@@ -18,12 +19,12 @@ import time
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
 
-from musiclab import audio, datasets, plot, recipes, style, symbolic  # noqa: E402
-from musiclab.models import cyclegan, mtnn  # noqa: E402
+from musiclab import audio, datasets, plot, recipes, style, symbolic
+from musiclab.models import cyclegan, mtnn
 
 
 def timed_ms(action, repeats: int = 5) -> tuple[float, float]:
@@ -71,13 +72,17 @@ def main() -> None:
                for region in (region_a, region_b)}
     print(f"\nsymbolic ({sidecar['command']}), test phrases {region_a} {len(phrases[region_a])}, "
           f"{region_b} {len(phrases[region_b])}")
+    valid_tunes = datasets.load_folk("valid", regions=(region_a, region_b))
+    strengths = (0.0, 0.5, 1.0, 1.25, 1.5, 2.0)
     for direction, source, target in (("a_to_b", region_a, region_b), ("b_to_a", region_b, region_a)):
-        for s in (0.0, 0.5, 1.0, 1.5, 2.0):
-            moved = cyclegan.translate_grids(model, phrases[source], direction, s)
-            kept = style.content_preservation(phrases[source], moved)
-            print(f"  {source} -> {target}, s = {s:.1f}: strength {style.transfer_strength(moved, target, classifier):.3f}, "
-                  f"onsets {kept['onset_agreement']:.3f}, contour {kept['contour_agreement']:.3f}, "
-                  f"steps changed {(moved != phrases[source]).mean():.3f}")
+        valid = recipes.region_phrases(valid_tunes, source, hop_bars=recipes.cyclegan.PHRASE_BARS)
+        picked = style.pick_operating_point(recipes.symbolic_strength_curve(model, valid, direction, strengths,
+                                                                            classifier))
+        for r in recipes.symbolic_strength_curve(model, phrases[source], direction, strengths, classifier):
+            mark = "  <- picked on validation" if r["alpha"] == picked["alpha"] else ""
+            print(f"  {source} -> {target}, s = {r['alpha']:.2f}: strength {r['strength']:.3f}, onsets "
+                  f"{r['onset_agreement']:.3f}, contour {r['contour_agreement']:.3f}, steps changed "
+                  f"{r['changed_steps']:.3f}{mark}")
 
     notes = [t for t in test_tunes if t.region in (region_a, region_b)][1].notes
     notes = [n._replace(start=n.start - notes[0].start) for n in notes]

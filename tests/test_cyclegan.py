@@ -11,7 +11,6 @@ from musiclab import audio, losses, recipes, symbolic
 from musiclab.errors import BadInputError
 from musiclab.models import cyclegan
 
-
 # Losses ------------------------------------------------------------------------------------------------
 
 
@@ -152,12 +151,37 @@ def test_timbre_recipe_writes_loadable_weights(tmp_path):
     assert cyclegan.translate_log_mel(model, log_mel).shape == log_mel.shape
 
 
+def test_timbre_recipe_trains_on_a_folder_of_melodies_and_skips_bad_files(tmp_path):
+    folder = tmp_path / "melodies"
+    folder.mkdir()
+    (folder / "one.abc").write_text("X:1\nT:one\nM:4/4\nL:1/8\nK:G\nGABc d2B2|c2A2 G4|GABc d2B2|c2A2 G4|\n")
+    (folder / "two.abc").write_text("X:1\nT:two\nM:4/4\nL:1/8\nK:D\nDEFG A2F2|G2E2 D4|DEFG A2F2|G2E2 D4|\n")
+    (folder / "broken.mid").write_bytes(b"not a midi file")
+    recipes.train_cyclegan_timbre(out_dir=tmp_path, steps=1, progress=False, data=str(folder))
+    sidecar = json.loads((tmp_path / "cyclegan-timbre.json").read_text())
+    assert "2 melodies from" in sidecar["data"]
+    assert [name for name, _ in sidecar["skipped_files"]] == ["broken.mid"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(BadInputError, match="usable melodies"):
+        recipes.train_cyclegan_timbre(out_dir=tmp_path, steps=1, progress=False, data=str(empty))
+
+
+def test_symbolic_recipe_scores_strength_and_preservation(tmp_path):
+    result = recipes.train_cyclegan_symbolic(out_dir=tmp_path, steps=2, progress=False)
+    model, sidecar = cyclegan.load_pretrained("cyclegan-symbolic", path=tmp_path / "cyclegan-symbolic.safetensors")
+    assert (model.config.domain_a, model.config.domain_b) == recipes.cyclegan.SYMBOLIC_REGIONS
+    for key in ("strength_a_to_b", "strength_before_a_to_b", "onset_a_to_b", "contour_b_to_a"):
+        assert 0.0 <= result[f"test_{key}"] <= 1.0
+    assert sidecar["lambda_cycle"] == 1.0
+
+
 @pytest.mark.parametrize("name", ["cyclegan-timbre", "cyclegan-symbolic"])
 def test_shipped_weights_load_with_their_provenance(name):
     path = recipes.CHECKPOINTS / f"{name}.safetensors"
     if not path.exists():
         pytest.skip(f"{name} not shipped yet")
-    model, sidecar = cyclegan.load_pretrained(name)
+    _, sidecar = cyclegan.load_pretrained(name)
     assert sidecar["mode"] == "full" and sidecar["command"].startswith("python -m musiclab train")
     assert path.stat().st_size < 5_000_000
     if name == "cyclegan-timbre":

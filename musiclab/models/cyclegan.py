@@ -158,17 +158,6 @@ def log_mel_to_audio(log_mel, n_iter: int = 32, inverse: str = "pinv") -> np.nda
     return audio.mel_to_audio(log_mel, sr=SR, n_fft=N_FFT, hop_length=HOP_LENGTH, n_iter=n_iter, inverse=inverse)
 
 
-def random_patches(log_mels: list[np.ndarray], n_frames: int, n_patches: int, seed: int = 0) -> np.ndarray:
-    """``n_patches`` random windows of ``n_frames`` frames from encoded log-mels [shape=(n_patches, C, n_frames)]."""
-    rng = np.random.default_rng(seed)
-    usable = [m for m in log_mels if m.shape[-1] >= n_frames]
-    if not usable:
-        raise BadInputError(f"no spectrogram has {n_frames} frames: render longer melodies")
-    which = rng.integers(len(usable), size=n_patches)
-    starts = [rng.integers(usable[i].shape[-1] - n_frames + 1) for i in which]
-    return np.stack([usable[i][:, s:s + n_frames] for i, s in zip(which, starts)])
-
-
 @torch.no_grad()
 def translate_log_mel(model: CycleGAN, log_mel, direction: str = "a_to_b", strength: float = 1.0) -> np.ndarray:
     """Translate a log-mel in nats [shape=(N_MELS, T)] with the timbre generator at ``strength``."""

@@ -27,7 +27,8 @@ import inspect
 
 from .common import CHECKPOINTS
 from .cyclegan import (UnpairedBatches, cyclegan_step, region_phrases, score_symbolic_transfer, score_timbre_transfer,
-                       timbre_log_mels, timbre_pairs, train_cyclegan_symbolic, train_cyclegan_timbre)
+                       symbolic_strength_curve, timbre_log_mels, timbre_pairs, train_cyclegan_symbolic,
+                       train_cyclegan_timbre)
 from .evaluation import (accuracy_vs_steps_read, crop_batches, crop_grids, mtnn_step, rnn_evaluator_step,
                          score_classifier, train_mtnn, train_rnn_evaluator)
 from .gan import evaluate_gan, gan_batches, gan_step, score_gan_diversity, train_gan
@@ -63,7 +64,8 @@ def accepts_data(recipe) -> bool:
 
 
 __all__ = ["CHECKPOINTS", "RECIPES", "accepts_data", "UnpairedBatches", "cyclegan_step", "region_phrases",
-           "score_symbolic_transfer", "score_timbre_transfer", "timbre_log_mels", "timbre_pairs",
+           "score_symbolic_transfer", "score_timbre_transfer", "symbolic_strength_curve", "timbre_log_mels",
+           "timbre_pairs",
            "train_cyclegan_symbolic", "train_cyclegan_timbre",
            "AUDIO_HELD_OUT_PITCHES", "AUDIO_PROGRAM", "AUDIO_SR", "AUDIO_TRAIN_PITCHES",
            "accuracy_vs_steps_read", "crop_batches", "crop_grids", "mtnn_step", "rnn_evaluator_step",
