@@ -243,8 +243,8 @@ def transfer_curve(model, tokens, alphas, vector=None, centroid=None, target: st
                    classifier=None, task: str = "region", versus: str | None = None) -> list[dict]:
     """Sweep the strength of a latent move and measure each step on the same melodies.
 
-    Each melody's code :math:`z = \mu(x)` moves to :math:`z + \alpha v` (``vector``) or to
-    :math:`z + \alpha (c - z)` (``centroid`` c, :math:`\alpha \in [0, 1]`), is decoded greedily
+    Each melody's code :math:`z = \\mu(x)` moves to :math:`z + \\alpha v` (``vector``) or to
+    :math:`z + \\alpha (c - z)` (``centroid`` c, :math:`\\alpha \\in [0, 1]`), is decoded greedily
     and scored against its source with `content_preservation`, and, given ``target`` (a class of
     the classifier's ``task``), with `transfer_strength` (``versus``: see there). Melodies longer
     than the VAE's phrase (``T`` a multiple of it) are moved phrase by phrase (`split_phrases`)

@@ -1,10 +1,11 @@
 """Chapters 6-7: style-transfer measures on hand-computable grids, and their bad-input errors."""
 import math
 from types import SimpleNamespace
+from typing import ClassVar
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 from musiclab import style, symbolic
 from musiclab.errors import BadInputError
@@ -71,7 +72,7 @@ def test_content_measures_reject_bad_input():
 class HighNotesAreIrish:
     """Stand-in for the multi-task classifier: P(irish) = share of notes at or above E4."""
 
-    labels = {"region": ["chinese", "irish"], "mode": ["major", "minor"]}
+    labels: ClassVar[dict] = {"region": ["chinese", "irish"], "mode": ["major", "minor"]}
 
     def predict_proba(self, grids):
         grids = np.asarray(grids)
@@ -180,7 +181,7 @@ def test_long_melodies_move_phrase_by_phrase():
 
 def test_strength_versus_the_source_renormalises_over_two_styles():
     class ThreeWay:
-        labels = {"region": ["a", "b", "c"]}
+        labels: ClassVar[dict] = {"region": ["a", "b", "c"]}
 
         def predict_proba(self, grids):
             return {"region": np.tile([0.2, 0.1, 0.7], (len(grids), 1))}
