@@ -103,8 +103,9 @@ def train_recording_gan(out_dir="runs", steps: int | None = None, command: str =
     out_dir = Path(out_dir)
     start = time.perf_counter()
     history = train.fit({"generator": generator, "discriminator": discriminator, "ema": ema}, optimizers,
-                        gan_step(generator, discriminator, ema=ema, ema_decay=config.pick(0.95, 0.999),
-                                 mode_seeking=0.25),
+                        # a short average: with decay 0.999 the averaged weights drifted away from the
+                        # batch-norm statistics copied from the live generator and sounded collapsed
+                        gan_step(generator, discriminator, ema=ema, ema_decay=0.95, mode_seeking=0.25),
                         gan_batches(slices, model_config, min(32, len(slices))), n_steps,
                         evaluate=lambda: score_gan_diversity(ema, slices, 0, 0), eval_every=max(n_steps // 5, 1),
                         log_every=config.pick(10, 30), grad_clip=None, checkpoint_path=out_dir / "recording-gan.pt",
