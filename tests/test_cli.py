@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,6 +90,14 @@ def test_train_on_your_own_recordings(name, tmp_path, capsys):
     assert "2 files" in sidecar["data"] and sidecar["skipped"] == [["notes.wav", sidecar["skipped"][0][1]]]
     held_out = {k: v for k, v in sidecar["metrics"].items() if k.startswith(("held_out", "valid"))}
     assert held_out and all(np.isfinite(v) for v in held_out.values())
+
+
+def test_gan_on_your_own_recordings_is_the_single_condition_gan(tmp_path):
+    data = _recording_folder(tmp_path / "takes")
+    assert cli.main(["train", "gan", "--steps", "2", "--data", str(data), "--out", str(tmp_path / "out")]) == 0
+    sidecar = json.loads((tmp_path / "out" / "recording-gan.json").read_text())
+    assert sidecar["config"]["programs"] == [0] and sidecar["metrics"]["n_slices"] > 0
+    assert [Path(name).name for name, _ in sidecar["skipped"]] == ["notes.wav"]
 
 
 def test_own_data_with_nothing_usable_is_a_clear_error(tmp_path, capsys):
