@@ -214,3 +214,16 @@ def test_attribute_vector_maps_one_gaussian_class_onto_the_other():
     w = np.linalg.solve(cov, m_a - m_b)
     gain = ((z_b + 0.5 * (m_a - m_b)) @ w - z_b @ w).mean()
     assert gain == pytest.approx(0.5 * (m_a - m_b) @ w)
+
+
+def test_operating_point_falls_back_to_the_most_faithful_row_and_needs_strengths():
+    unfaithful = [{"alpha": 1.0, "strength": 0.9, "onset_agreement": 0.3}, {"alpha": 2.0, "strength": 0.95, "onset_agreement": 0.2}]
+    assert style.pick_operating_point(unfaithful)["alpha"] == 1.0
+    with pytest.raises(BadInputError, match="target"):
+        style.pick_operating_point([{"alpha": 0.0, "onset_agreement": 1.0}])
+
+
+def test_content_preservation_of_one_note_phrases_has_no_contour():
+    one_note = np.array([[C4, H, H, H]])
+    out = style.content_preservation(one_note, one_note)
+    assert out["onset_agreement"] == 1.0 and math.isnan(out["contour_agreement"])
