@@ -61,6 +61,7 @@ def command_train(args) -> int:
     # your own data gets its own folder, so that a run never resumes from a checkpoint of other data
     out = args.out or (str(Path("runs") / Path(args.data).stem) if args.data else "runs")
     try:
+        train.init_distributed()  # under torchrun: join the group (and pick this process's GPU) before any data is built
         result = recipe(out_dir=out, steps=args.steps, command=args.command_line, **extra)
     finally:
         train.close_distributed()
