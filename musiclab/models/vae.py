@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import audio, symbolic
+from .. import audio, metrics, symbolic
 from ..errors import BadInputError
 
 
@@ -234,19 +234,8 @@ def melody_statistics(grids) -> dict:
     grids = np.asarray(grids)
     if grids.ndim != 2 or not len(grids):
         raise BadInputError(f"grids: expected a non-empty 2-D array of tokens, got shape {grids.shape}")
-    pitch_class, interval, duration = np.zeros(12), np.zeros(25), np.zeros(16)
-    n_notes = 0
-    for grid in grids:
-        onsets = np.flatnonzero(grid >= 2)
-        pitches = grid[onsets] - 2 + symbolic.PITCH_LOW
-        np.add.at(pitch_class, pitches % 12, 1)
-        np.add.at(interval, np.clip(np.diff(pitches), -12, 12) + 12, 1)
-        lengths = np.diff(np.append(onsets, len(grid)))
-        np.add.at(duration, np.clip(lengths, 1, 16) - 1, 1)
-        n_notes += len(onsets)
-    norm = lambda h: h / max(h.sum(), 1)
-    return {"pitch_class": norm(pitch_class), "interval": norm(interval), "duration": norm(duration),
-            "notes_per_bar": n_notes / len(grids) / (grids.shape[1] / 16),
+    n_notes = int(np.count_nonzero(grids >= 2))
+    return {**metrics.melody_histograms(grids), "notes_per_bar": n_notes / len(grids) / (grids.shape[1] / 16),
             "rest_share": float((grids == symbolic.REST).mean())}
 
 
