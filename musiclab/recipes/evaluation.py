@@ -138,10 +138,10 @@ def _summary(report: dict, prefix: str) -> dict:
 
 
 def train_mtnn(out_dir="runs", steps: int | None = None, command: str = "", tasks=None,
-               weighting: str = "uncertainty", balance: str | None = "region", name: str = "mtnn",
+               weighting: str = "uncertainty", balance: str | None = None, name: str = "mtnn",
                progress: bool = True) -> dict:
     """The chapter-8 multi-task network (or, with one task, a single-task baseline) on the folk
-    melodies; regions sampled equally often (``balance``, None for the corpus's proportions);
+    melodies in the corpus's proportions (``balance="region"``: regions drawn equally often);
     early stopping on the validation loss summed over the tasks."""
     from ..models import mtnn
 
