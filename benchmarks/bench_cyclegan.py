@@ -80,7 +80,8 @@ def main() -> None:
                                                                             classifier))
         for r in recipes.symbolic_strength_curve(model, phrases[source], direction, strengths, classifier):
             mark = "  <- picked on validation" if r["alpha"] == picked["alpha"] else ""
-            print(f"  {source} -> {target}, s = {r['alpha']:.2f}: strength {r['strength']:.3f}, onsets "
+            print(f"  {source} -> {target}, s = {r['alpha']:.2f}: strength two-domain {r['strength']:.3f}, "
+                  f"7-way {r['strength_7way']:.3f}, onsets "
                   f"{r['onset_agreement']:.3f}, contour {r['contour_agreement']:.3f}, steps changed "
                   f"{r['changed_steps']:.3f}{mark}")
 

@@ -249,19 +249,25 @@ def symbolic_strength_curve(model, phrases, direction: str, strengths=(0.0, 0.5,
                             classifier=None) -> list[dict]:
     """Transfer strength and content preservation of ``phrases`` translated at each generator strength.
 
-    Rows ``{"alpha": s, "strength", "onset_agreement", "contour_agreement", "changed_steps"}``, the
-    format of `style.pick_operating_point` (pick s on validation phrases, report it on test phrases).
+    Rows ``{"alpha": s, "strength", "strength_7way", "onset_agreement", "contour_agreement",
+    "changed_steps"}``: ``strength`` is the two-domain strength P(target) / (P(target) + P(source)), the
+    judge of Brunner et al. 2018 (`style.transfer_strength` with ``versus``), ``strength_7way`` the
+    plain probability of the target among the classifier's 7 regions. The format is that of
+    `style.pick_operating_point` (pick s on validation phrases, report it on test phrases).
     """
     from .. import style
     from ..models import cyclegan, mtnn
 
     classifier = classifier or mtnn.load_pretrained()
-    target = model.config.domain_b if direction == "a_to_b" else model.config.domain_a
+    source, target = model.config.domain_a, model.config.domain_b
+    if direction == "b_to_a":
+        source, target = target, source
     rows = []
     for s in strengths:
         moved = cyclegan.translate_grids(model, phrases, direction, s)
         kept = style.content_preservation(phrases, moved)
-        rows.append({"alpha": float(s), "strength": style.transfer_strength(moved, target, classifier),
+        rows.append({"alpha": float(s), "strength": style.transfer_strength(moved, target, classifier, versus=source),
+                     "strength_7way": style.transfer_strength(moved, target, classifier),
                      "onset_agreement": kept["onset_agreement"], "contour_agreement": kept["contour_agreement"],
                      "changed_steps": float((moved != phrases).mean())})
     return rows
