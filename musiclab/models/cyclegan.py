@@ -43,7 +43,7 @@ _CENTER, _SCALE = _FLOOR / 2, -_FLOOR / 2  # [floor, 0] nats -> [-1, 1]
 class CycleGanConfig:
     n_channels: int = N_MELS  # mel bands, or symbolic.VOCAB_SIZE for event grids
     hidden: int = 96
-    n_blocks: int = 4  # residual blocks, dilations 1, 2, 4, 8, ...: the receptive field grows 2x per block
+    n_blocks: int = 4  # residual blocks, dilations 1, 2, 4, 8, ...: 4 blocks of kernel 3 see 33 steps
     kernel_size: int = 3
     disc_hidden: int = 64
     kind: str = "timbre"  # "timbre" (log-mel in, log-mel out) or "symbolic" (one-hot in, logits out)
@@ -66,7 +66,7 @@ class Generator(nn.Module):
     """x [shape=(B, C, T)] -> x + s g(x) [shape=(B, C, T)] (timbre) or logits 5 x + s g(x) (symbolic).
 
     For symbolic grids the skip connection scales the one-hot input by ``skip_logit`` (5 nats), so that
-    an untrained generator already copies its input with probability about 0.75 per step. The
+    an untrained generator already copies its input with probability about 0.7 per step. The
     ``strength`` s (1 in training) scales the learned change: 0 gives the input back, values between
     interpolate, values above 1 exaggerate the change.
     """
@@ -96,7 +96,7 @@ class Discriminator(nn.Module):
     """A 1-D PatchGAN: x [shape=(B, C, T)] -> scores [shape=(B, T // 4)], one per patch of time steps.
 
     Two stride-2 convolutions (spectral norm keeps it Lipschitz-bounded, Miyato et al. 2018) and a
-    last convolution: each score sees about 16 input steps.
+    last convolutions: each score sees 26 input steps.
     """
 
     def __init__(self, config: CycleGanConfig):
