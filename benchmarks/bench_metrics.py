@@ -10,6 +10,14 @@ Loading the evaluators (the multi-task network, the melody RNN and its scores of
 tunes for the typicality percentile) happens once, when the widget is built; "first upload" is
 then the first evaluation (it builds the corpus reference of the region); "new corpus" is the first
 call for another region; "warm" is the median of 10 repeated calls.
+The WAV upload is also timed in its two parts: reading (pitch tracking, `evaluate.wav_to_notes`)
+and evaluating the grid.
+
+Transcription accuracy (the WAV path): the first 8 bars of 24 held-out tunes (drawn with --seed),
+rendered at 120 qpm with the SoundFont on flute, piano, violin and guitar in turn, written as WAV
+and read back by `evaluate.read_piece`; `evaluate.transcription_scores` against the true grid
+(onsets within one 16th-note step; pitch accuracy of the matched notes; share of sounding steps
+transcribed as sounding), with the tracker's time per 64 s of audio.
 The leaderboard is chapter 10's, at the mode's set size (30 quick, 300 full).
 """
 import argparse
@@ -48,9 +56,42 @@ def upload_timings(n_bars: int = 32) -> None:
           f"warm median {np.median(warm) * 1000:.0f} ms (max {max(warm) * 1000:.0f} ms)")
     y = audio.render_notes(notes, program=73, qpm=120)
     wav = _wav_bytes(y)
-    wav_times = [timed(lambda: evaluate.evaluate_upload(wav, "tune.wav", tune.region))[1] for _ in range(3)]
+    wav_times = [timed(lambda: evaluate.evaluate_upload(wav, "tune.wav", tune.region))[1] for _ in range(5)]
+    read_times = [timed(lambda: evaluate.read_piece(wav, "tune.wav"))[1] for _ in range(5)]
     print(f"WAV upload, {len(y) / audio.DEFAULT_SR:.0f} s of audio: median {np.median(wav_times):.2f} s "
-          f"(pYIN pitch tracking dominates)")
+          f"(max {max(wav_times):.2f} s), of which reading and pitch tracking {np.median(read_times):.2f} s")
+
+
+INSTRUMENTS = {73: "flute", 0: "piano", 40: "violin", 24: "guitar"}
+
+
+def transcription_accuracy(transcribe=None, n_tunes: int = 24, n_bars: int = 8, seed: int = 0) -> dict:
+    """Mean `evaluate.transcription_scores` of ``transcribe(wav_bytes) -> grid`` (default: the
+    upload path, `evaluate.read_piece`) on SoundFont renderings of held-out tunes, per instrument
+    and in all, and the transcription time per 64 s of audio; tunes drawn with ``seed``."""
+    transcribe = transcribe or (lambda wav: evaluate.read_piece(wav, "tune.wav", qpm=120))
+    tunes = [t for t in datasets.load_folk("test", progress=False) if np.any(t.grid[:16 * n_bars] >= 2)]
+    picks = np.random.default_rng(seed).choice(len(tunes), min(n_tunes, len(tunes)), replace=False)
+    rows, seconds, audio_s = {name: [] for name in INSTRUMENTS.values()}, 0.0, 0.0
+    for k, i in enumerate(picks):
+        program = list(INSTRUMENTS)[k % len(INSTRUMENTS)]
+        true_grid = tunes[i].grid[:16 * n_bars]
+        y = audio.render_notes(symbolic.grid_to_notes(true_grid), program=program, qpm=120)
+        wav = _wav_bytes(y)
+        grid, took = timed(lambda: transcribe(wav))
+        seconds, audio_s = seconds + took, audio_s + len(y) / audio.DEFAULT_SR
+        rows[INSTRUMENTS[program]].append(evaluate.transcription_scores(true_grid, grid))
+    rows["all"] = [row for name in INSTRUMENTS.values() for row in rows[name]]
+    print(f"transcription of {len(picks)} held-out tunes (seed {seed}), first {n_bars} bars each ({audio_s:.0f} s of audio), "
+          f"{seconds / audio_s * 64:.2f} s per 64 s of audio")
+    print("| instrument | tunes | onset F1 | pitch accuracy | voiced steps |")
+    print("| --- | --- | --- | --- | --- |")
+    means = {}
+    for name, scores in rows.items():
+        means[name] = {key: float(np.mean([s[key] for s in scores])) for key in scores[0]}
+        m = means[name]
+        print(f"| {name} | {len(scores)} | {m['onset_f1']:.3f} | {m['pitch_accuracy']:.3f} | {m['voiced_recall']:.3f} |")
+    return means
 
 
 def _midi_bytes(notes) -> bytes:
@@ -109,10 +150,12 @@ if __name__ == "__main__":
     parser.add_argument("--leaderboard", action="store_true", help="compute chapter 10's leaderboard too")
     parser.add_argument("--n", type=int, default=None, help="pieces per set (default 30 quick, 300 full)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="draw of held-out tunes for the transcription check")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"mode {config.get_mode()}, {args.threads} torch thread(s)")
     upload_timings()
+    transcription_accuracy(seed=args.seed)
     if args.leaderboard:
         start = time.perf_counter()
         leaderboard(args.n or config.pick(30, 300))

@@ -69,7 +69,7 @@ def split_of(item_id: str, valid: float = 0.1, test: float = 0.1) -> str:
     """
     if not (valid >= 0 and test >= 0 and valid + test <= 1):
         raise BadInputError(f"split_of: valid={valid}, test={test} must be >= 0 and sum to <= 1")
-    u = _unit_hash("split:" + item_id)
+    u = unit_hash("split:" + item_id)
     return "test" if u < test else "valid" if u < test + valid else "train"
 
 
@@ -87,15 +87,20 @@ def split_ranked(item_ids, valid: float = 0.1, test: float = 0.1) -> list[str]:
     n = len(item_ids)
     n_valid = max(round(valid * n), 1 if n >= 2 and valid > 0 else 0)
     n_test = max(round(test * n), 1 if n >= 10 and test > 0 else 0)
-    ranked = sorted(range(n), key=lambda i: _unit_hash("split:" + item_ids[i]))
+    ranked = sorted(range(n), key=lambda i: unit_hash("split:" + item_ids[i]))
     splits = ["train"] * n
     for rank, i in enumerate(ranked[:n_valid + n_test]):
         splits[i] = "valid" if rank < n_valid else "test"
     return splits
 
 
-def _unit_hash(text: str) -> float:
-    # hashlib, not hash(): Python salts hash() per process, which would reshuffle every run
+def unit_hash(text: str) -> float:
+    """A number in [0, 1) fixed by ``text`` (the first 48 bits of its SHA-1): the same on every
+    run and machine, unlike ``hash()``, which Python salts per process. Splits and any fixed
+    "random" order of items use it, with a prefix per purpose (``"split:" + id``).
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
     return int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:12], 16) / 16 ** 12
 
 
@@ -261,7 +266,7 @@ def _quick_subset(jobs: list[dict], group: str, per_group: int) -> set[str]:
         by_group.setdefault(job[group], set()).add(job["id"])
 
     def rank(item_id):  # salted differently from split_of, so the subset keeps the split shares
-        return _unit_hash("quick:" + item_id)
+        return unit_hash("quick:" + item_id)
 
     return {i for ids in by_group.values() for i in sorted(ids, key=rank)[:per_group]}
 

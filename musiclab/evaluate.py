@@ -29,10 +29,13 @@ MAX_WAV_BYTES = 20_000_000
 MAX_WAV_SECONDS = 120.0
 MAX_BARS = 256  # 4/4 bars of 16th notes; evaluation time grows with the length
 SUFFIXES = symbolic.MELODY_SUFFIXES + (".wav",)
-WAV_SR = 16000
-WAV_HOP = 256  # 16 ms pYIN frames at 16 kHz
-MIN_NOTE_S = 0.06  # shorter pitched segments are glitches of the tracker, not notes
+WAV_SR = 8000  # pitch tracking rate: C7 (2093 Hz, the top of the melody range) is below its 4 kHz Nyquist
+WAV_FRAME = 512  # 64 ms pYIN window at 8 kHz: four periods of C2 (65 Hz), the bottom of the range
+FRAMES_PER_STEP = 4  # pYIN hop = a quarter of a 16th-note step: 31.25 ms at 120 qpm
 MIN_VOICED_PROB = 0.3  # pYIN marks some frames of white noise voiced, with probabilities near 0.01
+ONSET_KW = {"lag": 2, "max_size": 3}  # SuperFlux onset strength: flute vibrato is not taken for onsets
+ONSET_DELTA = 0.2  # onset-strength peak height, the envelope normalised to 1
+REPEAT_ONSET_DB = 5.0  # onset strength (mean rise of the log-mel bands, dB) that re-strikes a sounding pitch
 REFERENCE_PIECES = 400  # corpus tunes per region that a piece is compared with (hash order)
 
 
@@ -62,7 +65,7 @@ def _melody_from_notes(notes, name: str, beats_per_bar: float = 4.0) -> np.ndarr
         raise BadInputError(f"{name}: polyphonic: {count} notes sound at once at {where}: {names}; "
                             f"a single melody line is needed (export only the melody track or voice)")
     try:
-        grid = symbolic.notes_to_grid(symbolic._make_monophonic(notes, name))
+        grid = symbolic.notes_to_grid(symbolic.make_monophonic(notes, name))
     except BadInputError as error:  # e.g. "pitch 20: outside the melody range": say which upload
         raise BadInputError(f"{name}: {error}" if not str(error).startswith(name) else str(error)) from None
     if not np.any(grid >= 2):
@@ -74,11 +77,23 @@ def _melody_from_notes(notes, name: str, beats_per_bar: float = 4.0) -> np.ndarr
 
 
 def wav_to_notes(y: np.ndarray, sr: int, qpm: float = 120.0, name: str = "audio") -> list[symbolic.Note]:
-    """Mono pitch tracking: pYIN f0 per 16 ms frame (quarter-semitone resolution), frames with a
-    voicing probability of at least ``MIN_VOICED_PROB`` rounded to MIDI pitches and median-filtered
-    over 5 frames; each run of frames on one pitch, split again at detected onsets (a repeated
-    note), lasting at least ``MIN_NOTE_S``, is a note, timed in quarter notes at ``qpm``. A
-    polyphonic recording yields its most salient line only.
+    """Mono pitch tracking into notes timed in quarter notes at ``qpm``:
+
+    1. resample to ``WAV_SR`` (8 kHz) and run pYIN (`metrics.f0_frames`) over the melody range
+       C2..C7 with semitone bins and ``FRAMES_PER_STEP`` (4) frames per 16th-note step, i.e. 64
+       frames a bar whatever the tempo (a 32-bar tune: 2,048 frames, about 0.3 s on one core);
+    2. frames with a voicing probability of at least ``MIN_VOICED_PROB`` rounded to MIDI pitches,
+       median-filtered over 3 frames; an unvoiced gap shorter than a step after a pitched frame is
+       a tracker dropout (pYIN loses decaying piano and guitar notes for a frame or two) and
+       continues that pitch;
+    3. each run of frames on one pitch is a note, split again at SuperFlux onset-strength peaks
+       (Boeck & Widmer 2013) of at least ``REPEAT_ONSET_DB`` that lie at least a step less a frame
+       from its ends (a repeated note; the swells of a held flute note stay below); runs shorter
+       than half a step are glitches and dropped. A change first seen in frame k happened
+       between the centres of frames k - 1 and k: notes start at (k - 1/2) hops.
+
+    A polyphonic recording yields its most salient line only. `transcription_scores` measures the
+    result against the true notes (benchmarks/bench_metrics.py).
 
     Chapter: notebooks/10_evaluating_generative_models.ipynb
     """
@@ -86,24 +101,81 @@ def wav_to_notes(y: np.ndarray, sr: int, qpm: float = 120.0, name: str = "audio"
     import scipy.signal
 
     y = audio.check_audio(y, sr, name)
-    f0, voiced, voiced_prob = librosa.pyin(y, fmin=librosa.midi_to_hz(symbolic.PITCH_LOW),
-                                           fmax=librosa.midi_to_hz(symbolic.PITCH_HIGH), sr=sr, frame_length=1024,
-                                           hop_length=WAV_HOP, resolution=0.25)
-    pitched = voiced & (voiced_prob >= MIN_VOICED_PROB) & np.isfinite(f0)
-    midi = np.where(pitched, np.round(librosa.hz_to_midi(np.nan_to_num(f0, nan=1.0))), -1)
-    midi = scipy.signal.medfilt(midi, 5).astype(int)
-    boundaries = np.flatnonzero(np.diff(np.r_[-2, midi, -2]))  # where the pitch changes
-    frame_quarters = WAV_HOP / sr * qpm / 60
-    notes = []
-    for start, end in zip(boundaries[:-1], boundaries[1:]):
-        pitch = midi[start]
-        if pitch >= 0 and (end - start) * WAV_HOP / sr >= MIN_NOTE_S:
-            notes.append(symbolic.Note(int(np.clip(pitch, symbolic.PITCH_LOW, symbolic.PITCH_HIGH)),
-                                       start * frame_quarters, (end - start) * frame_quarters))
+    if not qpm > 0:
+        raise BadInputError(f"{name}: qpm={qpm}: expected quarter notes per minute > 0")
+    if sr != WAV_SR:
+        y, sr = librosa.resample(y, orig_sr=sr, target_sr=WAV_SR), WAV_SR
+    hop = int(np.clip(round(sr * 60 / qpm / symbolic.STEPS_PER_QUARTER / FRAMES_PER_STEP), 1, WAV_FRAME))
+    f0 = metrics.f0_frames(y, sr, fmin_hz=librosa.midi_to_hz(symbolic.PITCH_LOW),
+                           fmax_hz=librosa.midi_to_hz(symbolic.PITCH_HIGH), frame_length=WAV_FRAME,
+                           hop_length=hop, resolution=1.0, min_voiced_prob=MIN_VOICED_PROB)
+    midi = np.where(np.isfinite(f0), np.round(librosa.hz_to_midi(np.nan_to_num(f0, nan=1.0))), -1)
+    midi = scipy.signal.medfilt(midi, 3).astype(int)
+    for start, end in _runs(midi):
+        if midi[start] < 0 and 0 < start and end < len(midi) and end - start < FRAMES_PER_STEP:
+            midi[start:end] = midi[start - 1]
+    envelope = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop, n_fft=WAV_FRAME, **ONSET_KW)
+    peaks = [int(o) for o in librosa.onset.onset_detect(onset_envelope=envelope, sr=sr, hop_length=hop,
+                                                        delta=ONSET_DELTA) if o < len(midi)]
+    boundaries = [start for start, _ in _runs(midi)] + [len(midi)]
+    for peak in peaks:
+        if (midi[peak] >= 0 and envelope[peak] >= REPEAT_ONSET_DB
+                and min(abs(peak - b) for b in boundaries) >= FRAMES_PER_STEP - 1):
+            boundaries.append(peak)
+    boundaries = sorted(boundaries)
+    frame_quarters = hop / sr * qpm / 60
+    notes = [symbolic.Note(int(np.clip(midi[start], symbolic.PITCH_LOW, symbolic.PITCH_HIGH)),
+                           max(start - 0.5, 0) * frame_quarters, (end - max(start, 0.5)) * frame_quarters)
+             for start, end in zip(boundaries[:-1], boundaries[1:])
+             if midi[start] >= 0 and 2 * (end - start) >= FRAMES_PER_STEP]
     if not notes:
         raise BadInputError(f"{name}: no pitched notes found (noise or percussion?); a sung or played "
                             f"melody is needed")
     return notes
+
+
+def _runs(values: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of each run of equal values in ``values`` [shape=(n,)]."""
+    edges = np.flatnonzero(np.diff(values)) + 1
+    return list(zip(np.r_[0, edges].tolist(), np.r_[edges, len(values)].tolist()))
+
+
+def transcription_scores(true_grid, grid, tolerance_steps: int = 1) -> dict:
+    """How well a transcribed grid recovers a true one (both [shape=(T,)], 16th-note steps):
+
+    - ``onset_precision``, ``onset_recall``, ``onset_f1``: note onsets matched one-to-one, in time
+      order, when they differ by at most ``tolerance_steps`` (F1 = 2PR / (P + R); in time order
+      the greedy matching is a largest one);
+    - ``pitch_accuracy``: the share of matched notes with the true pitch;
+    - ``voiced_recall``: the share of steps where a true note sounds and the transcription sounds
+      some note (durations; `symbolic.sounding_tokens`).
+
+    Example: true notes at steps 0, 4, 8 and transcribed ones at 1 (same pitch), 8 (another pitch)
+    and 12: precision 2/3, recall 2/3, pitch accuracy 1/2.
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
+    def onsets(g):
+        sounding = symbolic.sounding_tokens(g)
+        return [(step, sounding[step]) for step in np.flatnonzero(np.asarray(g) >= 2)]
+
+    true, found = onsets(true_grid), onsets(grid)
+    i = j = matched = same_pitch = 0
+    while i < len(true) and j < len(found):
+        if abs(true[i][0] - found[j][0]) <= tolerance_steps:
+            matched, same_pitch = matched + 1, same_pitch + int(true[i][1] == found[j][1])
+            i, j = i + 1, j + 1
+        elif found[j][0] < true[i][0]:
+            j += 1
+        else:
+            i += 1
+    precision, recall = matched / max(len(found), 1), matched / max(len(true), 1)
+    length = max(len(true_grid), len(grid))
+    true_sounding, found_sounding = (np.pad(symbolic.sounding_tokens(g), (0, length - len(g))) for g in (true_grid, grid))
+    return {"onset_precision": precision, "onset_recall": recall,
+            "onset_f1": 2 * precision * recall / (precision + recall) if matched else 0.0,
+            "pitch_accuracy": same_pitch / matched if matched else float("nan"),
+            "voiced_recall": float(np.mean(found_sounding[true_sounding >= 2] >= 2)) if len(true) else float("nan")}
 
 
 def read_piece(source, name: str, qpm: float = 120.0) -> np.ndarray:
@@ -142,7 +214,7 @@ def read_piece(source, name: str, qpm: float = 120.0) -> np.ndarray:
                 return _melody_from_notes(wav_to_notes(y, sr, qpm, name), name)
             if suffix in symbolic.MIDI_SUFFIXES:
                 return _melody_from_notes(symbolic.midi_to_notes(path, monophonic=False, max_bytes=limit), name)
-            score = symbolic._parse_with_music21(str(path), name, forceSource=True)
+            score = symbolic.parse_with_music21(str(path), name, forceSource=True)
             return _melody_from_notes(symbolic.score_to_notes(score, name, monophonic=False), name)
         except BadInputError as error:  # the readers name the temporary file: name the upload instead
             raise BadInputError(str(error).replace(str(path), name)) from None
@@ -160,7 +232,7 @@ def corpus_reference(region: str, n_bars: int | None = None) -> dict:
     tunes = [t for t in datasets.load_folk("train", progress=False) if t.region == region]
     if len(tunes) < 10:
         raise BadInputError(f"corpus {region!r}: choose one of {', '.join(datasets.REGIONS)}")
-    tunes = sorted(tunes, key=lambda t: datasets._unit_hash("reference:" + t.id))[:REFERENCE_PIECES]
+    tunes = sorted(tunes, key=lambda t: datasets.unit_hash("reference:" + t.id))[:REFERENCE_PIECES]
     features = metrics.set_features([t.grid[:16 * n_bars] if n_bars else t.grid for t in tunes])
     typical = {}
     for name, values in features.items():
@@ -216,7 +288,7 @@ def evaluate_piece(grid, corpus: str = "German", top: int = 5) -> dict:
     from . import surprise
     from .models import mtnn
 
-    grid = symbolic._check_grid(grid)
+    grid = symbolic.check_grid(grid)
     if not np.any(grid >= 2):
         raise BadInputError("evaluate_piece: the piece has no notes")
     reference = corpus_reference(corpus, int(np.ceil(len(grid) / 16)))
@@ -224,7 +296,7 @@ def evaluate_piece(grid, corpus: str = "German", top: int = 5) -> dict:
     probabilities = model.predict_proba([grid])
     predictions = {task: sorted(zip(model.labels[task], map(float, p[0])), key=lambda lp: -lp[1])
                    for task, p in probabilities.items()}
-    melody_regions = surprise._melody_rnn().config.regions
+    melody_regions = surprise.load_melody_rnn().config.regions
     return {"corpus": corpus, "n_reference_tunes": reference["n_tunes"], "n_steps": len(grid),
             "predictions": predictions, "features": feature_positions(grid, reference),
             "copy_rate": metrics.copy_rate([grid], reference["ngrams"], n=8),
@@ -427,13 +499,16 @@ def evaluate_upload(content: bytes, name: str, corpus: str = "German") -> tuple[
 
 def load_evaluators() -> None:
     """Load what `evaluate_piece` needs once (the multi-task network, the melody RNN and its
-    held-out typicality scores), so that each later evaluation takes milliseconds."""
+    held-out typicality scores), so that each later evaluation takes milliseconds, and run the WAV
+    pitch tracker on half a second of A4 (its first call imports and compiles librosa's pYIN and
+    onset code: about 2 s)."""
     from . import surprise
     from .models import mtnn
 
     mtnn.load_pretrained()
-    surprise._melody_rnn()
+    surprise.load_melody_rnn()
     surprise.typicality_reference()
+    wav_to_notes(0.3 * np.sin(2 * np.pi * 440 * np.arange(WAV_SR // 2) / WAV_SR).astype(np.float32), WAV_SR)
 
 
 def evaluator_widget(corpora=datasets.REGIONS):

@@ -32,14 +32,29 @@ PYIN_FMIN_HZ, PYIN_FMAX_HZ = 80.0, 1600.0
 # Pitch -----------------------------------------------------------------------------------------------
 
 
+def f0_frames(y: np.ndarray, sr: int, fmin_hz: float = PYIN_FMIN_HZ, fmax_hz: float = PYIN_FMAX_HZ,
+              frame_length: int = 1024, hop_length: int | None = None, resolution: float = 0.1,
+              min_voiced_prob: float = 0.0) -> np.ndarray:
+    """pYIN f0 in Hz per frame [shape=(frames,)], NaN where pYIN finds the frame unvoiced or its
+    voicing probability is below ``min_voiced_prob``. Frame k is centred at ``k * hop_length / sr``
+    seconds (``hop_length`` defaults to ``frame_length // 4``); ``resolution`` is the pitch-bin
+    width in semitones. librosa's pYIN loops over frames in Python (about 0.2 ms each), so its
+    time grows with the number of frames, hardly with ``sr`` or ``resolution``.
+
+    Chapter: notebooks/03_gan.ipynb, notebooks/10_evaluating_generative_models.ipynb
+    """
+    f0, voiced, voiced_prob = librosa.pyin(np.asarray(y, dtype=np.float32), fmin=fmin_hz, fmax=fmax_hz, sr=sr,
+                                           frame_length=frame_length, hop_length=hop_length, resolution=resolution)
+    return np.where(voiced & (voiced_prob >= min_voiced_prob) & np.isfinite(f0), f0, np.nan)
+
+
 def estimate_f0_hz(y: np.ndarray, sr: int) -> float:
-    """Median f0 (Hz) over the voiced frames found by ``librosa.pyin``; NaN if none is voiced.
+    """Median f0 (Hz) over the voiced frames found by pYIN (`f0_frames`); NaN if none is voiced.
 
     Chapter: notebooks/03_gan.ipynb
     """
-    f0, voiced, _ = librosa.pyin(np.asarray(y, dtype=np.float32), fmin=PYIN_FMIN_HZ, fmax=PYIN_FMAX_HZ,
-                                 sr=sr, frame_length=1024)
-    f0 = f0[voiced & np.isfinite(f0)]
+    f0 = f0_frames(y, sr)
+    f0 = f0[np.isfinite(f0)]
     return float(np.median(f0)) if f0.size else float("nan")
 
 
@@ -291,7 +306,7 @@ def piece_features(grid) -> dict:
 
     Chapter: notebooks/10_evaluating_generative_models.ipynb
     """
-    grid = symbolic._check_grid(grid)
+    grid = symbolic.check_grid(grid)
     onsets = np.flatnonzero(grid >= 2)
     pitches = grid[onsets] - 2 + symbolic.PITCH_LOW
     classes = note_length_classes(grid_note_lengths(grid))

@@ -23,7 +23,7 @@ MIN_CLASSIFIER_STEPS = 32  # the style classifier reads slices of at least 2 bar
 
 
 def _check_pair(source, transferred) -> tuple[np.ndarray, np.ndarray]:
-    source, transferred = symbolic._check_grid(source), symbolic._check_grid(transferred)
+    source, transferred = symbolic.check_grid(source), symbolic.check_grid(transferred)
     if source.shape != transferred.shape:
         raise BadInputError(f"source {source.shape} and transferred {transferred.shape}: a transfer "
                             "must keep the length of the melody")
@@ -32,7 +32,7 @@ def _check_pair(source, transferred) -> tuple[np.ndarray, np.ndarray]:
 
 def onset_positions(grid) -> np.ndarray:
     """Return the steps that start a note (note-on tokens, ``>= 2``) in ``grid [shape=(T,)]``."""
-    return np.flatnonzero(symbolic._check_grid(grid) >= 2)
+    return np.flatnonzero(symbolic.check_grid(grid) >= 2)
 
 
 def onset_agreement(source, transferred) -> float:
@@ -129,7 +129,7 @@ def _check_grids(grids) -> np.ndarray:
     if grids.shape[1] < MIN_CLASSIFIER_STEPS:
         raise BadInputError(f"grids: {grids.shape[1]} steps; the style classifier needs at least "
                             f"{MIN_CLASSIFIER_STEPS} (2 bars of 16th notes)")
-    symbolic._check_grid(grids.reshape(-1))  # integer tokens in range
+    symbolic.check_grid(grids.reshape(-1))  # integer tokens in range
     return grids
 
 

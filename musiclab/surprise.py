@@ -19,7 +19,11 @@ from .errors import BadInputError
 
 
 @functools.lru_cache(maxsize=1)
-def _melody_rnn():
+def load_melody_rnn():
+    """The shipped chapter-5 melody RNN (`recipes.load_rnn`), loaded once per process.
+
+    Chapter: notebooks/09_rnn_evaluation.ipynb
+    """
     from .recipes import load_rnn
 
     return load_rnn("melody-rnn")[0]
@@ -32,7 +36,7 @@ def step_log_probs(grids, region: str | None = None, model=None) -> list[np.ndar
     Grids of similar length are batched together (sorted by length)."""
     from .models.mtnn import pad_grids
 
-    model = model or _melody_rnn()
+    model = model or load_melody_rnn()
     if region is not None and region not in model.config.regions:
         raise BadInputError(f"region {region!r}: choose from {model.config.regions[1:]} or None")
     tokens, mask = pad_grids(grids)

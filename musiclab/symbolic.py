@@ -119,7 +119,12 @@ def notes_to_grid(notes: Sequence[Note], steps_per_quarter: int = STEPS_PER_QUAR
     return grid
 
 
-def _check_grid(grid) -> np.ndarray:
+def check_grid(grid) -> np.ndarray:
+    """Check an event grid: a 1-D integer array with tokens in ``[0, VOCAB_SIZE)``. Returns it as
+    int64 [shape=(T,)]; anything else raises a `BadInputError` naming the problem.
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
     grid = np.asarray(grid)
     if grid.ndim != 1 or not np.issubdtype(grid.dtype, np.integer):
         raise BadInputError(f"grid: expected a 1-D integer array, got shape {grid.shape} {grid.dtype}")
@@ -137,7 +142,7 @@ def grid_to_notes(grid, steps_per_quarter: int = STEPS_PER_QUARTER, velocity: in
     Chapter: notebooks/01_music_as_data.ipynb
     """
     notes, onset, pitch = [], None, None
-    for t, token in enumerate(_check_grid(grid).tolist() + [REST]):
+    for t, token in enumerate(check_grid(grid).tolist() + [REST]):
         if token == HOLD:
             continue
         if onset is not None:
@@ -163,7 +168,7 @@ def transpose_notes(notes: Sequence[Note], semitones: int) -> list[Note]:
 
 def grid_pitch_range(grid) -> tuple[int, int] | None:
     """Return the ``(lowest, highest)`` MIDI pitch in a grid, or None if it holds no note."""
-    onsets = (g := _check_grid(grid))[g >= 2]
+    onsets = (g := check_grid(grid))[g >= 2]
     return (int(onsets.min()) + PITCH_LOW - 2, int(onsets.max()) + PITCH_LOW - 2) if onsets.size else None
 
 
@@ -174,7 +179,7 @@ def transpose_grid(grid, semitones: int) -> np.ndarray:
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
-    out = _check_grid(grid).copy()
+    out = check_grid(grid).copy()
     span = grid_pitch_range(out)
     if span and not (PITCH_LOW <= span[0] + semitones and span[1] + semitones <= PITCH_HIGH):
         raise BadInputError(f"transpose by {semitones}: pitches {span[0]}..{span[1]} would leave "
@@ -191,7 +196,7 @@ def sounding_tokens(grid) -> np.ndarray:
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
-    grid = _check_grid(grid)
+    grid = check_grid(grid)
     steps = np.arange(len(grid))
     last_event = np.maximum.accumulate(np.where(grid != HOLD, steps, -1)) if grid.size else steps
     return np.where(last_event >= 0, grid[np.maximum(last_event, 0)], REST)
@@ -220,7 +225,7 @@ def slice_grid(grid, n_bars: int, steps_per_bar: int = 16, hop_bars: int = 1,
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
-    grid = _check_grid(grid)
+    grid = check_grid(grid)
     if min(n_bars, steps_per_bar, hop_bars) < 1:
         raise BadInputError(f"slice_grid: n_bars={n_bars}, steps_per_bar={steps_per_bar}, "
                             f"hop_bars={hop_bars} must all be >= 1")
@@ -306,7 +311,13 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _make_monophonic(notes: list[Note], name: str) -> list[Note]:
+def make_monophonic(notes: list[Note], name: str) -> list[Note]:
+    """``notes`` sorted by start, each cut short where the next one starts if they overlap by at
+    most ``LEGATO_TOLERANCE`` quarter notes (legato playing). Notes that start together or overlap
+    more raise a `BadInputError` naming ``name`` (the file): a single melody line is needed.
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
     out: list[Note] = []
     for n in _by_time(notes):
         if out and n.start < out[-1].end - _EPS:
@@ -373,7 +384,7 @@ def midi_to_notes(path, monophonic: bool = False, max_bytes: int | None = None) 
              for p, a, b, v in ticks if b > a]
     if not notes:
         raise BadInputError(f"{path}: no notes (outside drum tracks)")
-    return _make_monophonic(notes, str(path)) if monophonic else _by_time(notes)
+    return make_monophonic(notes, str(path)) if monophonic else _by_time(notes)
 
 
 # ABC and MusicXML (via music21) ---------------------------------------------------------------
@@ -414,10 +425,16 @@ def score_to_notes(score, name: str, monophonic: bool) -> list[Note]:
             notes += [Note(p, float(n.offset) + shift, float(n.quarterLength), velocity) for p in pitches]
     if not notes:
         raise BadInputError(f"{name}: no notes")
-    return _make_monophonic(notes, name) if monophonic else _by_time(notes)
+    return make_monophonic(notes, name) if monophonic else _by_time(notes)
 
 
-def _parse_with_music21(source, name: str, **kwargs):
+def parse_with_music21(source, name: str, **kwargs):
+    """``music21.converter.parse(source, **kwargs)`` with its warnings silenced: any failure
+    becomes a `BadInputError` naming ``name`` (corrupt or not valid), and an Opus (a file of
+    several tunes) gives its first score.
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
     from music21 import converter, stream
 
     try:
@@ -443,7 +460,7 @@ def abc_to_notes(text: str, monophonic: bool = True, name: str = "ABC text") -> 
     if len(text) > MAX_BYTES:
         raise BadInputError(f"{name}: ABC text too large ({len(text):,} characters > {MAX_BYTES:,})")
     tunes = split_abc_tunes(text)
-    score = _parse_with_music21(tunes[0] if tunes else "X:1\n" + text, name, format="abc")
+    score = parse_with_music21(tunes[0] if tunes else "X:1\n" + text, name, format="abc")
     return score_to_notes(score, name, monophonic)
 
 
@@ -469,4 +486,4 @@ def read_melody(path_or_abc_text, max_bytes: int | None = None) -> list[Note]:
     if suffix == ".abc":
         return abc_to_notes(path.read_bytes().decode("utf-8", errors="replace"), name=str(path))
     # forceSource: parse the file itself, never a music21 pickle cached from an earlier version
-    return score_to_notes(_parse_with_music21(str(path), str(path), forceSource=True), str(path), True)
+    return score_to_notes(parse_with_music21(str(path), str(path), forceSource=True), str(path), True)

@@ -83,6 +83,46 @@ def test_wav_is_pitch_tracked_and_silence_or_noise_refused():
         evaluate.read_piece(_wav_bytes(noise), "noise.wav")
 
 
+def test_transcription_scores_by_hand():
+    true = np.array([26, 1, 1, 1, 28, 1, 1, 1, 30, 1, 1, 1])  # notes at steps 0, 4, 8
+    found = np.array([0, 26, 1, 1, 1, 1, 1, 1, 32, 1, 1, 1, 34, 1])  # at 1 (same pitch), 8 (other pitch), 12
+    scores = evaluate.transcription_scores(true, found)
+    assert scores["onset_precision"] == scores["onset_recall"] == scores["onset_f1"] == pytest.approx(2 / 3)
+    assert scores["pitch_accuracy"] == 0.5
+    assert scores["voiced_recall"] == pytest.approx(11 / 12)  # step 0 is silent in the transcription
+    assert evaluate.transcription_scores(true, true)["onset_f1"] == 1
+    assert evaluate.transcription_scores(true, found, tolerance_steps=0)["onset_recall"] == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("program", [0, 40, 73])  # piano, violin, flute
+def test_transcription_of_a_rendered_tune_recovers_its_notes(program):
+    tune = next(t for t in datasets.load_folk("test", progress=False)
+                if t.region == "Irish" and np.count_nonzero(t.grid[:64] >= 2) >= 20)
+    true_grid = tune.grid[:64]  # 4 bars of a held-out tune, 16th notes and repeated notes included
+    y = audio.render_notes(symbolic.grid_to_notes(true_grid), program=program, qpm=120)
+    scores = evaluate.transcription_scores(true_grid, evaluate.read_piece(_wav_bytes(y), "tune.wav", qpm=120))
+    assert scores["onset_f1"] >= 0.85 and scores["pitch_accuracy"] >= 0.9 and scores["voiced_recall"] >= 0.9, scores
+
+
+def test_repeated_notes_are_split_at_their_onsets():
+    notes = [symbolic.Note(p, 0.5 * i, 0.5) for i, p in enumerate([67, 67, 67, 69, 71, 71, 69, 67])]
+    grid = evaluate.read_piece(_wav_bytes(audio.render_notes(notes, program=0, qpm=120)), "r.wav", qpm=120)
+    found = symbolic.grid_to_notes(grid)
+    assert [n.pitch for n in found] == [67, 67, 67, 69, 71, 71, 69, 67]
+    assert np.allclose([n.start for n in found], [0.5 * i for i in range(8)], atol=0.25)
+
+
+def test_wav_tracking_follows_the_tempo():
+    notes = [symbolic.Note(p, i, 1) for i, p in enumerate([60, 64, 67, 72])]
+    for qpm in (80, 160):
+        y = audio.render_notes(notes, program=73, qpm=qpm)
+        found = symbolic.grid_to_notes(evaluate.read_piece(_wav_bytes(y), "t.wav", qpm=qpm))
+        assert [n.pitch for n in found] == [60, 64, 67, 72]
+        assert np.allclose([n.start for n in found], np.arange(4) + found[0].start, atol=0.25)
+    with pytest.raises(BadInputError, match="qpm"):
+        evaluate.wav_to_notes(y, audio.DEFAULT_SR, qpm=0)
+
+
 def test_report_of_a_real_tune():
     tune = next(t for t in datasets.load_folk("test", progress=False) if t.region == "Irish")
     report = evaluate.evaluate_piece(tune.grid, corpus="Irish")
