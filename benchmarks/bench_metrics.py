@@ -1,17 +1,17 @@
 """Chapter 10: evaluating an uploaded 32-bar tune (bar: at most 1 s on CPU), and the leaderboard.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_metrics.py                 # upload timings
+    OMP_NUM_THREADS=1 python benchmarks/bench_metrics.py                 # upload timings, transcription
+    MUSICLAB_MODE=full OMP_NUM_THREADS=1 python benchmarks/bench_metrics.py --seed 2   # another draw of tunes
     MUSICLAB_MODE=full OMP_NUM_THREADS=1 python benchmarks/bench_metrics.py --leaderboard
 
 Upload timings: a 32-bar held-out tune (the first 512 steps of the test tune with the most notes in
-them) written as
-MIDI and as a WAV rendering, read and evaluated by `evaluate.evaluate_upload` as the widget does.
-Loading the evaluators (the multi-task network, the melody RNN and its scores of the held-out
-tunes for the typicality percentile) happens once, when the widget is built; "first upload" is
+them) written as MIDI and as a WAV rendering, read and evaluated by `evaluate.evaluate_upload` as
+the widget does. Loading the evaluators (the multi-task network, the melody RNN and its scores of
+the held-out tunes for the typicality percentile, a warm-up of the WAV tracker) happens once, when the widget is built; "first upload" is
 then the first evaluation (it builds the corpus reference of the region); "new corpus" is the first
 call for another region; "warm" is the median of 10 repeated calls.
-The WAV upload is also timed in its two parts: reading (pitch tracking, `evaluate.wav_to_notes`)
-and evaluating the grid.
+The WAV upload (median of 5) is also timed without the evaluation: reading and pitch tracking
+(`evaluate.read_piece`, `evaluate.wav_to_notes`).
 
 Transcription accuracy (the WAV path): the first 8 bars of 24 held-out tunes (drawn with --seed),
 rendered at 120 qpm with the SoundFont on flute, piano, violin and guitar in turn, written as WAV
