@@ -239,6 +239,8 @@ class RNNEvaluator(nn.Module):
     Returns
     -------
     dict task -> logits Tensor [shape=(B, T, n_classes)]
+
+    Chapter: notebooks/09_rnn_evaluation.ipynb
     """
 
     def __init__(self, config: RNNEvaluatorConfig):

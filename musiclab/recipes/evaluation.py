@@ -223,7 +223,10 @@ def accuracy_vs_steps_read(model, tunes, task: str = "region", read_steps=READ_S
 
 
 def train_rnn_evaluator(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True) -> dict:
-    """The chapter-9 GRU evaluator: per-step predictions of the chapter-8 tasks."""
+    """The chapter-9 GRU evaluator: per-step predictions of the chapter-8 tasks.
+
+    Chapter: notebooks/09_rnn_evaluation.ipynb
+    """
     from ..models import mtnn
 
     config.seed_everything(0)
