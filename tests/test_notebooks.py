@@ -5,6 +5,7 @@ by the book build (``make book``) without error, each within the quick-mode time
 (``nb_execution_raise_on_error``), and jupyter-cache records how long each one took.
 """
 import json
+import re
 
 import pytest
 import yaml
@@ -61,3 +62,18 @@ def test_notebook_executed_in_build_within_budget(path):
     assert record is not None, f"{path.name}: no successful execution cached (did it fail in the build?)"
     seconds = record.data.get("execution_seconds")
     assert seconds is not None and seconds <= QUICK_BUDGET_S, f"{path.name} took {seconds:.0f} s"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_citations_are_local_to_the_chapter(path):
+    """Each chapter cites with its own key prefix and its bibliography declares it, so that a work cited
+    in several chapters is listed in each, and each citation links into its own chapter (without
+    prefixes sphinxcontrib-bibtex links every citation to the first chapter that listed the work)."""
+    text = "\n".join("".join(c["source"]) for c in _cells(path) if c["cell_type"] == "markdown")
+    prefix = f"c{path.stem[:2]}-"
+    assert f":keyprefix: {prefix}" in text, f"{path.name}: the bibliography needs ':keyprefix: {prefix}'"
+    bib_keys = set(re.findall(r"^@\w+\{([^,]+),", (ROOT / "book" / "references.bib").read_text(), re.M))
+    for keys in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text):
+        for key in (k.strip() for k in keys.split(",")):
+            assert key.startswith(prefix), f"{path.name}: cite {key!r} as {prefix}{key}"
+            assert key[len(prefix):] in bib_keys, f"{path.name}: {key!r} is not in book/references.bib"
