@@ -1,5 +1,5 @@
 """What every recipe shares: early stopping on a held-out score, writing weights with a sidecar, and
-reading the user's own files for ``--data`` (`user_melodies`, `user_audio`)."""
+reading the user's own files for ``--data`` (`user_melodies`, `user_classes`, `user_audio`)."""
 from __future__ import annotations
 
 import sys
@@ -70,6 +70,49 @@ def user_melodies(data) -> tuple[dict[str, list], str, list]:
     splits = {split: [t for t in tunes if t.split == split] for split in datasets.SPLITS}
     counts = ", ".join(f"{len(v)} {k}" for k, v in splits.items())
     return splits, f"your melodies in {data}: {len(tunes)} files ({counts}, split by file), {len(skipped)} skipped", skipped
+
+
+def user_classes(data, min_per_class: int = 2) -> tuple[dict[str, list], list[str], str, list]:
+    """Labelled melodies for a classifier or a style transfer: ``data/<class>/*.mid|*.abc|*.xml...``.
+
+    Each immediate subfolder of ``data`` is one class, named after it; its files are read by
+    `datasets.load_melody_folder` and split by file per class (`datasets.split_ranked`: every
+    class with two files has one to validate, with ten one to test). A tune's class is its
+    ``region``, so the region task and `cyclegan.region_phrases` read it unchanged. Files directly
+    in ``data``, unusable files and classes with fewer than ``min_per_class`` usable files are
+    printed and skipped; fewer than two classes left raise ``BadInputError``.
+
+    Returns ``(tunes by split, class names sorted, description for the sidecar, skipped files)``.
+    """
+    root = Path(data)
+    if not root.is_dir():
+        raise BadInputError(f"{root}: not a folder (expected one subfolder of melody files per class)")
+    by_class, skipped = {}, []
+    for entry in sorted(e for e in root.iterdir() if not e.name.startswith(".")):
+        if not entry.is_dir():
+            skipped.append((entry.name, "not in a class subfolder (put it in PATH/<class>/)"))
+            continue
+        tunes, bad = datasets.load_melody_folder(entry)
+        skipped += [(f"{entry.name}/{name}", reason) for name, reason in bad]
+        if len(tunes) < min_per_class:
+            skipped.append((f"{entry.name}/", f"class with {len(tunes)} usable file(s); a class needs at "
+                                              f"least {min_per_class} (one is held out to validate)"))
+            continue
+        for tune in tunes:
+            tune.region = entry.name
+        by_class[entry.name] = tunes
+    _report_skipped(skipped)
+    if len(by_class) < 2:
+        raise BadInputError(f"{root}: {len(by_class)} usable class folder(s) {sorted(by_class)} "
+                            f"({len(skipped)} file(s) or folder(s) skipped); training needs at least 2: one "
+                            f"subfolder per class, each with at least {min_per_class} usable melody files")
+    tunes = [t for group in by_class.values() for t in group]
+    splits = {split: [t for t in tunes if t.split == split] for split in datasets.SPLITS}
+    counts = ", ".join(f"{len(v)} {k}" for k, v in splits.items())
+    per_class = ", ".join(f"{name} {len(group)}" for name, group in by_class.items())
+    return (splits, sorted(by_class), f"your labelled melodies in {data}: {len(by_class)} classes from its "
+            f"subfolders ({per_class} files; {counts}, split by file within each class), {len(skipped)} skipped",
+            skipped)
 
 
 def user_audio(data, sr: int, segment_s: float) -> tuple[dict[str, np.ndarray], str, list]:

@@ -12,7 +12,7 @@ import torch
 
 from .. import audio, config, datasets, losses, symbolic, train
 from ..errors import BadInputError
-from .common import _finish, _keep_best
+from .common import _finish, _keep_best, user_classes
 
 TIMBRE_PROGRAMS = (73, 71)  # flute (A) <-> clarinet (B)
 SYMBOLIC_REGIONS = ("German", "Chinese")
@@ -221,23 +221,26 @@ def region_phrases(tunes, region: str, hop_bars: int = 2) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, PHRASE_BARS * 16), dtype=np.int64)
 
 
-def score_symbolic_transfer(model, phrases_a, phrases_b, classifier=None) -> dict:
+def score_symbolic_transfer(model, phrases_a, phrases_b, classifier=None, strength: bool = True) -> dict:
     """Transfer strength (`style.transfer_strength`, the region classifier of chapter 8) and content
     preservation (`style.content_preservation`) of G on ``phrases_a`` and of F on ``phrases_b``.
 
     ``strength_before_*`` is the target region's probability on the untransformed phrases.
+    ``strength=False`` leaves both out (content preservation only): for domains the classifier
+    does not know, such as your own class folders.
     """
     from .. import style
     from ..models import cyclegan, mtnn
 
-    classifier = classifier or mtnn.load_pretrained()
+    classifier = classifier or (mtnn.load_pretrained() if strength else None)
     region_a, region_b = model.config.domain_a, model.config.domain_b
     scores = {}
     for name, phrases, direction, target in (("a_to_b", phrases_a, "a_to_b", region_b),
                                              ("b_to_a", phrases_b, "b_to_a", region_a)):
         translated = cyclegan.translate_grids(model, phrases, direction)
-        scores[f"strength_before_{name}"] = style.transfer_strength(phrases, target, classifier)
-        scores[f"strength_{name}"] = style.transfer_strength(translated, target, classifier)
+        if strength:
+            scores[f"strength_before_{name}"] = style.transfer_strength(phrases, target, classifier)
+            scores[f"strength_{name}"] = style.transfer_strength(translated, target, classifier)
         kept = style.content_preservation(phrases, translated)
         scores[f"onset_{name}"] = kept["onset_agreement"]
         scores[f"contour_{name}"] = kept["contour_agreement"]
@@ -273,24 +276,55 @@ def symbolic_strength_curve(model, phrases, direction: str, strengths=(0.0, 0.5,
     return rows
 
 
+def _two_domains(data) -> tuple[dict, tuple[str, str], str, list]:
+    """Your two domains for the symbolic CycleGAN: ``data`` must hold exactly two subfolders of melody
+    files, A and B in name order (`common.user_classes`). Returns ``(tunes by split, (A, B),
+    description, skipped files)``; another number of subfolders raises ``BadInputError`` naming them."""
+    folders = sorted(f.name for f in Path(data).iterdir() if f.is_dir() and not f.name.startswith(".")) \
+        if Path(data).is_dir() else []
+    if len(folders) != 2:
+        raise BadInputError(f"{data}: found {len(folders)} subfolder(s) {folders}; the symbolic CycleGAN needs "
+                            "exactly two, one per domain (PATH/A/*.mid and PATH/B/*.mid)")
+    tunes, classes, description, skipped = user_classes(data)
+    return tunes, tuple(classes), description, skipped
+
+
 def train_cyclegan_symbolic(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
-                            regions=SYMBOLIC_REGIONS, lambda_cycle: float = 1.0, lambda_identity: float = 0.1) -> dict:
+                            regions=SYMBOLIC_REGIONS, lambda_cycle: float = 1.0, lambda_identity: float = 0.1,
+                            data: str | None = None) -> dict:
     """The chapter-7 symbolic CycleGAN: 4-bar phrases of two regions' folk melodies (unpaired by nature).
 
     Cycle and identity use the cross-entropy with small weights (``lambda_cycle`` 1, ``lambda_identity``
     0.1): with the audio model's 10 and 5 the generators learned to copy (0.5 % of steps changed in a
     quick run). Scored on the test split's phrases (hop 4 bars) with the shipped region classifier
     (chapter 8).
+
+    With ``data`` (a folder with exactly two subfolders of melody files, the domains A and B in name
+    order, `_two_domains`) it trains on the train split of your files and reports content
+    preservation on your test files (valid when a folder has fewer than 10). Transfer strength is
+    left out: the shipped classifier knows only the corpus's regions, and a classifier trained on
+    the few files of the same folder would be a weak judge of the model trained on them; train
+    ``mtnn --data`` on more files of the two styles and score with `symbolic_strength_curve` if you
+    need it.
     """
     from ..models import cyclegan
 
     config.seed_everything(0)
+    held_out, skipped = "test", []
+    if data is None:
+        tunes = {split: datasets.load_folk(split, regions=regions) for split in ("train", held_out)}
+    else:
+        tunes, regions, description, skipped = _two_domains(data)
+        held_out = "test" if tunes["test"] else "valid"
     region_a, region_b = regions
     model_config = cyclegan.CycleGanConfig(n_channels=symbolic.VOCAB_SIZE, hidden=config.pick(64, 96),
                                            n_blocks=config.pick(3, 4), kernel_size=3, kind="symbolic",
                                            domain_a=region_a, domain_b=region_b)
-    train_tunes = datasets.load_folk("train", regions=regions)
-    side_a, side_b = region_phrases(train_tunes, region_a), region_phrases(train_tunes, region_b)
+    side_a, side_b = region_phrases(tunes["train"], region_a), region_phrases(tunes["train"], region_b)
+    for side, region in ((side_a, region_a), (side_b, region_b)):
+        if not len(side):
+            raise BadInputError(f"no training melody of {region!r} gives a 4-bar phrase (64 sixteenths, no rest "
+                                "longer than a bar); bring longer melodies")
     model = cyclegan.CycleGAN(model_config)
     discriminator_a, discriminator_b = cyclegan.Discriminator(model_config), cyclegan.Discriminator(model_config)
     n_steps = steps or config.pick(100, 2000)
@@ -303,13 +337,21 @@ def train_cyclegan_symbolic(out_dir="runs", steps: int | None = None, command: s
                         UnpairedBatches(side_a, side_b, batch_size=32), n_steps, log_every=config.pick(10, 50),
                         grad_clip=None, checkpoint_path=out_dir / "cyclegan-symbolic.pt", checkpoint_every=250,
                         config=model_config, progress=progress, desc="symbolic CycleGAN")
-    test_tunes = datasets.load_folk("test", regions=regions)
-    test = score_symbolic_transfer(model, region_phrases(test_tunes, region_a, hop_bars=PHRASE_BARS),
-                                   region_phrases(test_tunes, region_b, hop_bars=PHRASE_BARS))
-    metrics = {**{f"test_{k}": round(v, 4) for k, v in test.items()}, "steps": n_steps,
-               "n_train_phrases": [len(side_a), len(side_b)]}
-    data = (f"4-bar (64-step) phrases of the train split's {region_a} and {region_b} folk melodies, hop 2 bars, "
-            "untransposed; test: the test split's phrases, hop 4 bars; strength by the shipped mtnn region classifier")
-    return _finish("cyclegan-symbolic", out_dir, model, model_config, metrics, start, command, data,
+    test_a, test_b = (region_phrases(tunes[held_out], r, hop_bars=PHRASE_BARS) for r in regions)
+    test = score_symbolic_transfer(model, test_a, test_b, strength=data is None) if len(test_a) and len(test_b) else {}
+    metrics = {**{f"{held_out}_{k}": round(v, 4) for k, v in test.items()}, "steps": n_steps,
+               "n_train_phrases": [len(side_a), len(side_b)], f"n_{held_out}_phrases": [len(test_a), len(test_b)]}
+    if data is None:
+        description = (f"4-bar (64-step) phrases of the train split's {region_a} and {region_b} folk melodies, hop 2 "
+                       "bars, untransposed; test: the test split's phrases, hop 4 bars; strength by the shipped mtnn "
+                       "region classifier")
+    else:
+        description += (f"; A = {region_a}, B = {region_b}: 4-bar phrases of the train files, hop 2 bars; scored on "
+                        f"the {held_out} files' phrases, hop 4 bars"
+                        f"{'' if held_out == 'test' else ' (no test file: fewer than 10 per class)'}"
+                        f"{'' if test else ' (none of both domains: nothing scored)'}; content preservation only, "
+                        "no transfer strength: the shipped region classifier does not know your domains")
+    return _finish("cyclegan-symbolic", out_dir, model, model_config, metrics, start, command, description,
                    lambda_cycle=lambda_cycle, lambda_identity=lambda_identity,
-                   history=[r for r in history if "cycle" in r][-20:])
+                   history=[r for r in history if "cycle" in r][-20:],
+                   **({"classes": list(regions), "skipped": skipped} if data is not None else {}))

@@ -2,7 +2,10 @@
 
 Both train on random crops of the folk melodies (32..256 sixteenth-note steps), transposed by up to
 +-5 semitones (every task here is transposition-invariant: region, tune function, meter, mode), and
-are scored on the held-out test split.
+are scored on the held-out test split. With ``--data PATH`` they learn the classes of your own
+melodies instead, one class per subfolder (``PATH/<class>/*.mid|*.abc|*.xml``, see
+`common.user_classes`): the subfolders are the classes of the style (region) task, the only task
+trained then (your files carry no tune type, meter or mode, and the model has no head for them).
 
 Chapter: notebooks/08_multitask_evaluation.ipynb
 """
@@ -15,7 +18,8 @@ import numpy as np
 import torch
 
 from .. import config, datasets, losses, symbolic, train
-from .common import _finish, _keep_best
+from ..errors import BadInputError
+from .common import _finish, _keep_best, user_classes
 
 THREE_REGIONS = ("German", "Chinese", "Irish")
 CROP_STEPS = (32, 64, 128, None)  # None = the whole tune
@@ -115,13 +119,14 @@ def three_region_accuracy(region_probs: np.ndarray, regions: list[str], labels: 
 
 def score_classifier(model, tunes, n_steps: int | None = None, seed: int = 0) -> dict:
     """Per-task `classification_report` of a `MultiTaskNet` on one crop of ``n_steps`` per tune
-    (whole tunes if None), plus the German/Chinese/Irish 3-way region accuracy."""
+    (whole tunes if None), plus the German/Chinese/Irish 3-way region accuracy (when the model
+    knows those regions)."""
     from ..models import mtnn
 
     probs = model.predict_proba(crop_grids(tunes, n_steps, seed))
     targets = mtnn.encode_targets(tunes, model.labels)
     report = {task: classification_report(probs[task], targets[task].numpy(), model.labels[task]) for task in probs}
-    if "region" in probs:
+    if "region" in probs and set(THREE_REGIONS) <= set(model.labels["region"]):
         report["region"]["three_way_accuracy"] = three_region_accuracy(
             probs["region"], [t.region for t in tunes], model.labels["region"])
     return report
@@ -137,18 +142,43 @@ def _summary(report: dict, prefix: str) -> dict:
     return out
 
 
+def _held_out(tunes: dict) -> str:
+    """The split the final scores come from: test, or valid when a small folder of yours has no test file."""
+    return "test" if tunes["test"] else "valid"
+
+
+def labelled_tunes(data=None, tasks=None, progress: bool = True) -> tuple[dict, dict, str, list]:
+    """What the classifiers learn from: ``(tunes by split, labels task -> class names, description
+    for the sidecar, skipped files)``.
+
+    Without ``data``: the folk melodies with the corpus's labels for ``tasks`` (default all of
+    `mtnn.TASKS`; a label seen fewer than 8 (quick) / 20 (full) times in train becomes "other").
+    With ``data``: your class folders (`common.user_classes`) as the region task alone.
+    """
+    from ..models import mtnn
+
+    if data is None:
+        tunes = {split: datasets.load_folk(split, progress=progress) for split in datasets.SPLITS}
+        labels = mtnn.build_labels(tunes["train"], tuple(tasks or mtnn.TASKS), min_count=config.pick(8, 20))
+        return tunes, labels, "folk melodies (music21 corpus), train/valid/test split by hash; scores on test", []
+    if tasks is not None and tuple(tasks) != ("region",):
+        raise BadInputError(f"tasks={tuple(tasks)}: your data's subfolders label the region (style) task only")
+    tunes, classes, description, skipped = user_classes(data)
+    held_out = "test" if _held_out(tunes) == "test" else "valid (no test file: fewer than 10 files per class)"
+    return tunes, {"region": classes}, f"{description}; scores on {held_out}", skipped
+
+
 def train_mtnn(out_dir="runs", steps: int | None = None, command: str = "", tasks=None,
                weighting: str = "uncertainty", balance: str | None = None, name: str = "mtnn",
-               progress: bool = True) -> dict:
+               progress: bool = True, data: str | None = None) -> dict:
     """The chapter-8 multi-task network (or, with one task, a single-task baseline) on the folk
     melodies in the corpus's proportions (``balance="region"``: regions drawn equally often);
-    early stopping on the validation loss summed over the tasks."""
+    early stopping on the validation loss summed over the tasks. With ``data`` (a folder with one
+    subfolder of melody files per class, `labelled_tunes`) a single-task network for your classes."""
     from ..models import mtnn
 
     config.seed_everything(0)
-    tasks = tuple(tasks or mtnn.TASKS)
-    tunes = {split: datasets.load_folk(split, progress=progress) for split in datasets.SPLITS}
-    labels = mtnn.build_labels(tunes["train"], tasks, min_count=config.pick(8, 20))
+    tunes, labels, description, skipped = labelled_tunes(data, tasks, progress)
     model_config = mtnn.MultiTaskConfig(labels=labels, channels=config.pick(64, 96))
     model = mtnn.MultiTaskNet(model_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
@@ -171,14 +201,15 @@ def train_mtnn(out_dir="runs", steps: int | None = None, command: str = "", task
         model.load_state_dict(best["state"])
     metrics = {"steps": n_steps, "weighting": weighting, "balance": balance,
                "sigma2": {task: round(float(s.detach().exp()), 4) for task, s in model.log_variances.items()}}
+    held_out = _held_out(tunes)
     for n_crop in CROP_STEPS:
-        report = score_classifier(model, tunes["test"], n_crop)
-        metrics.update(_summary(report, f"test_{n_crop or 'full'}"))
+        report = score_classifier(model, tunes[held_out], n_crop)
+        metrics.update(_summary(report, f"{held_out}_{n_crop or 'full'}"))
         if n_crop is None:
-            metrics["test_full_report"] = report
-    result = _finish(name, out_dir, model, model_config, metrics, start, command,
-                     "folk melodies (music21 corpus), train/valid/test split by hash; scores on test",
-                     units="accuracy on held-out test tunes; crops at a seeded random start")
+            metrics[f"{held_out}_full_report"] = report
+    result = _finish(name, out_dir, model, model_config, metrics, start, command, description,
+                     units=f"accuracy on held-out {held_out} tunes; crops at a seeded random start",
+                     **({"classes": labels["region"], "skipped": skipped} if data is not None else {}))
     result["history"] = history
     return result
 
@@ -222,16 +253,17 @@ def accuracy_vs_steps_read(model, tunes, task: str = "region", read_steps=READ_S
     return {str(t): (round(float(np.mean(v)), 4), len(v)) for t, v in predictions.items() if v}
 
 
-def train_rnn_evaluator(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True) -> dict:
-    """The chapter-9 GRU evaluator: per-step predictions of the chapter-8 tasks.
+def train_rnn_evaluator(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
+                        data: str | None = None) -> dict:
+    """The chapter-9 GRU evaluator: per-step predictions of the chapter-8 tasks (with ``data``, of
+    your classes, one subfolder each, as the region task alone: `labelled_tunes`).
 
     Chapter: notebooks/09_rnn_evaluation.ipynb
     """
     from ..models import mtnn
 
     config.seed_everything(0)
-    tunes = {split: datasets.load_folk(split, progress=progress) for split in datasets.SPLITS}
-    labels = mtnn.build_labels(tunes["train"], mtnn.TASKS, min_count=config.pick(8, 20))
+    tunes, labels, description, skipped = labelled_tunes(data, progress=progress)
     model_config = mtnn.RNNEvaluatorConfig(labels=labels, hidden_dim=config.pick(96, 128))
     model = mtnn.RNNEvaluator(model_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -239,9 +271,9 @@ def train_rnn_evaluator(out_dir="runs", steps: int | None = None, command: str =
     n_steps = steps or config.pick(300, 1500)
     valid = tunes["valid"][:config.pick(200, 600)]
 
-    def score_valid():
+    def score_valid():  # after 64 steps (on whole tunes when no validation tune is that long)
         curve = accuracy_vs_steps_read(model, valid, read_steps=(64,))
-        return {"valid_error_64": 1 - curve["64"][0], "valid_region_accuracy_full": curve["full"][0]}
+        return {"valid_error_64": 1 - curve.get("64", curve["full"])[0], "valid_region_accuracy_full": curve["full"][0]}
 
     evaluate, best = _keep_best(model, score_valid, "valid_error_64")
     out_dir = Path(out_dir)
@@ -254,10 +286,11 @@ def train_rnn_evaluator(out_dir="runs", steps: int | None = None, command: str =
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     metrics = {"steps": n_steps}
-    for task in mtnn.TASKS:
-        metrics[f"test_{task}_accuracy_vs_steps_read"] = accuracy_vs_steps_read(model, tunes["test"], task)
-    result = _finish("rnn-evaluator", out_dir, model, model_config, metrics, start, command,
-                     "folk melodies (music21 corpus), train/valid/test split by hash; scores on test",
-                     units="accuracy after reading the first t sixteenth-note steps: (accuracy, n tunes)")
+    held_out = _held_out(tunes)
+    for task in labels:
+        metrics[f"{held_out}_{task}_accuracy_vs_steps_read"] = accuracy_vs_steps_read(model, tunes[held_out], task)
+    result = _finish("rnn-evaluator", out_dir, model, model_config, metrics, start, command, description,
+                     units="accuracy after reading the first t sixteenth-note steps: (accuracy, n tunes)",
+                     **({"classes": labels["region"], "skipped": skipped} if data is not None else {}))
     result["history"] = history
     return result
