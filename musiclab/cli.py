@@ -127,8 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="folder for checkpoints and weights (default: runs, or runs/NAME-OF-DATA "
                                      "with --data)")
     train.add_argument("--data", help="train on your own files: a folder of MIDI / ABC / MusicXML files for the "
-                                      "symbolic models, WAV / FLAC / OGG / MP3 recordings (a file or a folder) for the "
-                                      "audio models; unusable files are listed and skipped")
+                                      "symbolic models (for mtnn, rnn-evaluator, cyclegan-symbolic: one subfolder "
+                                      "per class, PATH/<class>/*.mid; the CycleGAN takes exactly two), WAV / FLAC / "
+                                      "OGG / MP3 recordings (a file or a folder) for the audio models; unusable files "
+                                      "are listed and skipped")
     train.set_defaults(run=command_train)
 
     score = sub.add_parser("score", help="score piano rolls (MIDI or .npz) with a polyphonic model")

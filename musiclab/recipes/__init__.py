@@ -10,9 +10,12 @@ Every recipe takes ``out_dir, steps, command`` (and may take ``progress``). **Yo
 (``python -m musiclab train NAME --data PATH``): a recipe opts in by taking a keyword ``data=None``
 (`accepts_data` checks the signature; the command line refuses ``--data`` for the others). With a
 folder of melody files it calls ``tunes, description, skipped = common.user_melodies(data)`` (MIDI,
-ABC, MusicXML -> `datasets.Tune` by split); with recordings ``segments, description, skipped =
+ABC, MusicXML -> `datasets.Tune` by split); a recipe that learns labels (the classifiers, the
+symbolic CycleGAN) takes them from the folder layout, one class per subfolder, with ``tunes,
+classes, description, skipped = common.user_classes(data)`` (a tune's class is its ``region``);
+with recordings ``segments, description, skipped =
 common.user_audio(data, sr, segment_s)`` (WAV, FLAC, OGG, MP3 -> checked, peak-normalised segments
-by split). Both print and skip unusable files and raise ``BadInputError`` when too little is left;
+by split). All three print and skip unusable files and raise ``BadInputError`` when too little is left;
 splits come from `datasets.split_ranked`. Put ``description`` (and ``skipped``) into the sidecar via
 `common._finish`, keep the same `train.fit` call (checkpoints, progress, resuming), and size
 batches with ``min(batch_size, n)`` so that a small folder still trains.
