@@ -111,7 +111,7 @@ class Tune:
     """One melody with its labels; ``grid`` is its 16th-note event grid, int64 [shape=(T,)]."""
 
     id: str  # stable, e.g. "essen/han1/12", "oneills1850/626", "ryansMammoth/AcaciaReel"
-    region: str  # one of REGIONS ("user" for your own files)
+    region: str  # one of REGIONS ("user" for your own files, or their class folder's name)
     collection: str  # file or folder name in the corpus, e.g. "han1", "oneills1850"
     title: str
     meter: str  # "6/8", "4/4" (for C), "2/2" (for C|) or "free"

@@ -6,8 +6,9 @@
 - `RNNEvaluator`: a GRU reading the grid step by step, with the same heads at every step, so that
   its prediction after t steps shows how much of the piece it needed to hear.
 
-Labels come from the corpus metadata (`task_label`); a tune without a label for a task is left
-out of that task's loss (target -100). Every ``forward`` returns logits.
+Labels come from the corpus metadata (`task_label`; for your own files, ``--data``, the class
+subfolders as the region task alone, `recipes.common.user_classes`); a tune without a label for a
+task is left out of that task's loss (target -100). Every ``forward`` returns logits.
 
 Chapter: notebooks/08_multitask_evaluation.ipynb
 """
