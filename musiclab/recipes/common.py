@@ -95,8 +95,8 @@ def user_classes(data, min_per_class: int = 2) -> tuple[dict[str, list], list[st
         tunes, bad = datasets.load_melody_folder(entry)
         skipped += [(f"{entry.name}/{name}", reason) for name, reason in bad]
         if len(tunes) < min_per_class:
-            skipped.append((f"{entry.name}/", f"class with {len(tunes)} usable file(s); a class needs at "
-                                              f"least {min_per_class} (one is held out to validate)"))
+            reason = f"class with {len(tunes)} usable file(s); a class needs at least {min_per_class} (one validates)"
+            skipped.append((f"{entry.name}/", reason))
             continue
         for tune in tunes:
             tune.region = entry.name
@@ -110,9 +110,9 @@ def user_classes(data, min_per_class: int = 2) -> tuple[dict[str, list], list[st
     splits = {split: [t for t in tunes if t.split == split] for split in datasets.SPLITS}
     counts = ", ".join(f"{len(v)} {k}" for k, v in splits.items())
     per_class = ", ".join(f"{name} {len(group)}" for name, group in by_class.items())
-    return (splits, sorted(by_class), f"your labelled melodies in {data}: {len(by_class)} classes from its "
-            f"subfolders ({per_class} files; {counts}, split by file within each class), {len(skipped)} skipped",
-            skipped)
+    description = (f"your labelled melodies in {data}: {len(by_class)} classes from its subfolders ({per_class} "
+                   f"files; {counts}, split by file within each class), {len(skipped)} skipped")
+    return splits, sorted(by_class), description, skipped
 
 
 def user_audio(data, sr: int, segment_s: float) -> tuple[dict[str, np.ndarray], str, list]:
