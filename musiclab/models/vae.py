@@ -13,7 +13,6 @@ Chapter: notebooks/04_vae.ipynb
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from importlib import resources
 
@@ -315,24 +314,16 @@ def timbre_log_mel(y: np.ndarray, config: TimbreVaeConfig) -> np.ndarray:
     return np.clip((spec - config.log_center) / config.log_scale, -1.5, 1.5).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=4)
-def _mel_pseudo_inverse(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
-    import librosa
-
-    return np.linalg.pinv(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels))
-
-
 def timbre_to_audio(x: np.ndarray, config: TimbreVaeConfig, n_iter: int = 16) -> np.ndarray:
-    """A normalised log-mel [shape=(n_mels, n_frames)] -> audio by Griffin-Lim (`audio.griffin_lim`).
+    """A normalised log-mel [shape=(n_mels, n_frames)] -> audio by `audio.mel_to_audio`.
 
-    The mel bands are mapped back to STFT magnitudes with the filterbank's pseudo-inverse (clipped at
-    0), not `audio.mel_to_audio`'s non-negative least squares, so that one widget interaction stays
-    well under 300 ms; the approximation blurs the highest bands a little.
+    The mel bands are mapped back to STFT magnitudes with the filterbank's pseudo-inverse
+    (``inverse="pinv"``), not non-negative least squares, so that one widget interaction stays well
+    under 300 ms; the approximation blurs the highest bands a little.
     """
-    mel = np.exp(np.asarray(x, dtype=np.float64) * config.log_scale + config.log_center)
-    magnitude = np.maximum(_mel_pseudo_inverse(config.sr, config.n_fft, config.n_mels) @ mel, 0.0)
-    return audio.griffin_lim(magnitude.astype(np.float32), n_iter=n_iter, hop_length=config.hop_length,
-                             n_fft=config.n_fft)
+    log_mel_spec = np.asarray(x, dtype=np.float32) * config.log_scale + config.log_center
+    return audio.mel_to_audio(log_mel_spec, config.sr, n_fft=config.n_fft, hop_length=config.hop_length,
+                              n_iter=n_iter, inverse="pinv")
 
 
 def timbre_note_set(config: TimbreVaeConfig, programs=TIMBRE_PROGRAMS, pitches=range(48, 85),
