@@ -71,7 +71,7 @@ def train_vae_melody(out_dir="runs", steps: int | None = None, command: str = ""
     valid_tokens = melody_slices(tunes["valid"], transpose=None, max_slices=2000)
     model = vae.MelodyVAE(model_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    n_steps = steps or config.pick(300, 6000)
+    n_steps = steps or config.pick(300, 24000)
     loader = torch.utils.data.DataLoader(train_data, batch_size=batch_size, shuffle=True, drop_last=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.05, 1 - s / n_steps))
 
