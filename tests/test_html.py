@@ -84,6 +84,10 @@ def test_page_in_chromium(page_path, server, browser):
     page.route("**/favicon.ico", lambda route: route.fulfill(status=204))
     url = f"{server}/{page_path.relative_to(BUILD_HTML).as_posix()}"
     page.goto(url, wait_until="load")
+    redirect = re.search(r'http-equiv="Refresh" content="0; url=([^"]+)"', page_path.read_text())
+    if redirect:  # a redirect stub (the site's index.html): wait until the page it leads to has loaded
+        target = (page_path.parent.relative_to(BUILD_HTML) / redirect.group(1)).as_posix()
+        page.wait_for_url(f"{server}/{target}", wait_until="load")
 
     if page.locator(".math").count():
         page.wait_for_selector("mjx-container", timeout=20_000)
