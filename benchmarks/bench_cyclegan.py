@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import matplotlib
 
@@ -25,18 +24,7 @@ import torch
 
 from musiclab import audio, datasets, plot, recipes, style, symbolic
 from musiclab.models import cyclegan, mtnn
-
-
-def timed_ms(action, repeats: int = 5) -> tuple[float, float]:
-    """Median wall and CPU (this process) milliseconds of ``action``; CPU time is what a busy machine
-    does not inflate."""
-    wall, cpu = [], []
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        action()
-        wall.append(1000 * (time.perf_counter() - start))
-        cpu.append(1000 * (time.process_time() - start_cpu))
-    return float(np.median(wall)), float(np.median(cpu))
+from timing import repeat_timed  # benchmarks/timing.py
 
 
 def main() -> None:
@@ -115,7 +103,7 @@ def main() -> None:
         audio.render_notes(symbolic.grid_to_notes(moved), program=0)
 
     for name, action in (("timbre", timbre_interaction), ("melody", melody_interaction)):
-        wall, cpu = timed_ms(action)
+        wall, cpu = (float(np.median(ms)) for ms in repeat_timed(lambda _: action(), 5))
         print(f"one {name} interaction: wall {wall:.0f} ms, CPU {cpu:.0f} ms (median of 5)")
 
 

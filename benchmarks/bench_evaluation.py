@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 
 import numpy as np
 import torch
@@ -23,6 +22,7 @@ import torch
 from musiclab import datasets, recipes, surprise
 from musiclab.models import mtnn
 from musiclab.recipes import evaluation
+from timing import median_ms  # benchmarks/timing.py
 
 
 def print_report(name: str, model, tunes) -> None:
@@ -47,15 +47,6 @@ def corrupted_note_detection(tunes, n_tunes: int = 200, top: int = 5, seed: int 
         result = surprise.note_surprise(grid, tune.region, top=top)
         found.append(any(n["step"] == step for n in result["notes"]))
     return float(np.mean(found))
-
-
-def median_ms(fn, repeats: int = 11) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
 
 
 def main() -> None:
@@ -83,9 +74,9 @@ def main() -> None:
 
     print(f"tritone-moved note among the 5 most surprising: {corrupted_note_detection(test):.3f} (200 tunes)")
     grid = np.concatenate([t.grid for t in test if t.meter == "4/4"])[:512]  # 32 bars of 4/4
-    print(f"note_surprise, 32 bars (512 steps): median {median_ms(lambda: surprise.note_surprise(grid, 'Irish')):.1f} ms")
-    print(f"predict_proba, 32 bars: median {median_ms(lambda: model.predict_proba([grid])):.1f} ms")
-    print(f"rnn-evaluator predict_steps, 32 bars: median {median_ms(lambda: evaluator.predict_steps(grid)):.1f} ms")
+    print(f"note_surprise, 32 bars (512 steps): median {median_ms(lambda: surprise.note_surprise(grid, 'Irish'), 11):.1f} ms")
+    print(f"predict_proba, 32 bars: median {median_ms(lambda: model.predict_proba([grid]), 11):.1f} ms")
+    print(f"rnn-evaluator predict_steps, 32 bars: median {median_ms(lambda: evaluator.predict_steps(grid), 11):.1f} ms")
 
 
 if __name__ == "__main__":

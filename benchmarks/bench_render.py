@@ -6,21 +6,11 @@ Prints one table and writes nothing. The book needs at least 100x real time, so 
 of thousands of notes renders in seconds on a laptop CPU.
 """
 import argparse
-import time
 
 import numpy as np
 
 from musiclab import audio
-
-
-def best_seconds(work, repeats):
-    """The fastest of ``repeats`` timed runs: the least disturbed by other processes."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import repeat_timed  # benchmarks/timing.py
 
 
 def main():
@@ -44,7 +34,7 @@ def main():
     print(f"{'case':<42}{'audio s':>9}{'wall s':>9}{'x real time':>13}")
     for name, work in cases:
         audio_s = work().size / sr
-        wall_s = best_seconds(work, args.repeats)
+        wall_s = repeat_timed(lambda _: work(), args.repeats)[0].min() / 1000  # least disturbed run
         print(f"{name:<42}{audio_s:>9.1f}{wall_s:>9.3f}{audio_s / wall_s:>13.0f}")
 
 

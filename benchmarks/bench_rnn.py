@@ -8,22 +8,19 @@ JSB-like split) in nats per frame; the other figures are timings on the CPU.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
 
 from musiclab import datasets, recipes
 from musiclab.models import rnn
+from timing import repeat_timed  # benchmarks/timing.py
 
 
-def median_ms(fn, repeats: int) -> tuple[float, float]:
-    times = []
-    for i in range(repeats):
-        start = time.perf_counter()
-        fn(i)
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times)), 1000 * max(times)
+def median_and_worst_ms(action, repeats: int) -> tuple[float, float]:
+    """Median and slowest wall milliseconds of ``action(i)`` over ``repeats`` calls."""
+    wall, _ = repeat_timed(action, repeats)
+    return float(np.median(wall)), float(wall.max())
 
 
 def main() -> None:
@@ -41,18 +38,18 @@ def main() -> None:
         score = rnn.score_rolls(model, test)
         print(f"{name}: test NLL {score['nll_per_frame']:.3f} nats/frame over {score['n_frames']} frames "
               f"({score['n_rolls']} chorales); sidecar test_nll {card['metrics'].get('test_nll')}")
-        ms, worst = median_ms(lambda i: model.generate(32, prime=test[0][:1],
+        ms, worst = median_and_worst_ms(lambda i: model.generate(32, prime=test[0][:1],
                                                        generator=torch.Generator().manual_seed(i)), args.repeats)
         print(f"{name}: sampling 32 frames: median {ms:.0f} ms, slowest {worst:.0f} ms")
 
     melody, _ = recipes.load_rnn("melody-rnn")
-    ms, worst = median_ms(lambda i: melody.generate(256, region="Irish", tune_type="reel",
+    ms, worst = median_and_worst_ms(lambda i: melody.generate(256, region="Irish", tune_type="reel",
                                                     generator=torch.Generator().manual_seed(i)), args.repeats)
     print(f"melody-rnn: 16 bars (256 steps): median {ms:.0f} ms, slowest {worst:.0f} ms (bar: 300 ms)")
 
     model, _ = recipes.load_rnn("audio-rnn")
     prime = recipes.audio_notes(recipes.AUDIO_HELD_OUT_PITCHES)[0, :400]
-    ms, _ = median_ms(lambda i: model.generate(recipes.AUDIO_SR // 4, prime,
+    ms, _ = median_and_worst_ms(lambda i: model.generate(recipes.AUDIO_SR // 4, prime,
                                                generator=torch.Generator().manual_seed(i)), max(args.repeats // 4, 1))
     print(f"audio-rnn: 0.25 s of audio at {recipes.AUDIO_SR} Hz in {ms:.0f} ms: "
           f"{ms / 250:.1f} s of computing per second of audio")

@@ -13,7 +13,6 @@ interaction (decode + figure + audio), over 5 repeats.
 from __future__ import annotations
 
 import argparse
-import time
 
 import matplotlib
 
@@ -24,15 +23,7 @@ import torch  # noqa: E402
 
 from musiclab import audio, config, datasets, losses, plot, recipes, symbolic  # noqa: E402
 from musiclab.models import vae  # noqa: E402
-
-
-def timed_ms(action, repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+from timing import median_ms  # noqa: E402  (benchmarks/timing.py)
 
 
 def main() -> None:
@@ -103,8 +94,8 @@ def main() -> None:
         plt.close(fig)
         vae.timbre_to_audio(x, timbre.config)
 
-    print(f"\none melody interpolation interaction: {timed_ms(melody_interaction):.0f} ms (median of 5)")
-    print(f"one timbre interpolation interaction: {timed_ms(timbre_interaction):.0f} ms (median of 5)")
+    print(f"\none melody interpolation interaction: {median_ms(melody_interaction):.0f} ms (median of 5)")
+    print(f"one timbre interpolation interaction: {median_ms(timbre_interaction):.0f} ms (median of 5)")
 
 
 if __name__ == "__main__":
