@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from . import config
-from .errors import MusiclabError
+from .errors import BadInputError, MusiclabError
 
 
 def _recipes() -> dict:
@@ -73,9 +73,13 @@ def command_train(args) -> int:
 
 
 def command_score(args) -> int:
-    from . import recipes
+    from .recipes import rnn
 
-    result = recipes.score_pianoroll_file(args.name, args.file, args.weights)
+    try:
+        result = rnn.score_pianoroll_file(args.name, args.file, args.weights)
+    except BadInputError as error:  # a damaged file, or weights that are not this model's
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"{args.file}: {result['nll_per_frame']:.4f} nats per frame (summed over 88 keys, first frame "
           f"excluded), {result['n_frames']} frames in {result['n_rolls']} piano roll(s), model {args.name}")
     return 0

@@ -36,9 +36,9 @@ def nearest_distances(queries: np.ndarray, references: np.ndarray) -> np.ndarray
 def gan_nearest_training_distances(generator, n_train_per_condition: int = 16, n_per_condition: int = 4,
                                    programs=None, pitches=None) -> dict:
     """Nearest-neighbour check of the chapter-3 GAN: for each generated note, and for each real
-    held-out note (render seed 2, as in `recipes.evaluate_gan`), the RMS log-mel distance (nats) to
+    held-out note (render seed 2, as in `recipes.gan.evaluate_gan`), the RMS log-mel distance (nats) to
     the nearest *training* note of the same (program, pitch). The training notes are re-rendered
-    exactly as `recipes.train_gan` made them (seed 0, ``n_train_per_condition`` per condition, every
+    exactly as `recipes.gan.train_gan` made them (seed 0, ``n_train_per_condition`` per condition, every
     condition, so the random draws match). Returns ``{"generated": [N], "held_out": [N]}``.
 
     A generator that replays its training notes would sit much closer to them than new real notes do.

@@ -2,6 +2,7 @@
 
 - Audio (chapter 3): pitch by an outside estimator (pYIN), a note classifier and the Frechet
   distance in its embedding, sample diversity.
+- Piano rolls (chapter 5): negative log-likelihood per frame under a polyphonic model.
 - Symbolic (chapter 10): MGEval-style per-piece features of event grids (Yang & Lerch 2018),
   intra-/inter-set distance distributions with their kernel density estimates, overlap area and KL
   divergence; histogram JS divergences; originality as the n-gram copy rate against a training set.
@@ -22,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import losses, symbolic
+from .models import rnn
 from .errors import BadInputError
 
 # pYIN's search range: an octave below G3 (196 Hz) to an octave above G5 (784 Hz), so that octave
@@ -226,6 +228,25 @@ def histogram_js_divergences(grids_a, grids_b) -> dict:
     return {name: losses.js_divergence(torch.from_numpy(a[name]), torch.from_numpy(b[name])).item() for name in a}
 
 
+def melody_statistics(grids) -> dict:
+    """Histograms that summarise a set of grids [shape=(N, T)], e.g. a VAE's prior samples:
+
+    - ``pitch_class``: share of notes per pitch class (12,), relative to nothing (absolute C..B);
+    - ``interval``: share of melodic intervals between successive notes, clipped to [-12, 12] (25,);
+    - ``duration``: share of note lengths (onset to next onset or the end, including rests) of
+      1..16 sixteenths, longer ones in the last bin (16,);
+    - ``notes_per_bar`` and ``rest_share`` (fraction of steps that are rests) as floats.
+
+    Chapter: notebooks/04_vae.ipynb
+    """
+    grids = np.asarray(grids)
+    if grids.ndim != 2 or not len(grids):
+        raise BadInputError(f"grids: expected a non-empty 2-D array of tokens, got shape {grids.shape}")
+    n_notes = int(np.count_nonzero(grids >= 2))
+    return {**melody_histograms(grids), "notes_per_bar": n_notes / len(grids) / (grids.shape[1] / 16),
+            "rest_share": float((grids == symbolic.REST).mean())}
+
+
 def pitch_ngrams(grid, n: int = 8, transposition_invariant: bool = False) -> set:
     """The set of runs of ``n`` successive note pitches of a grid (rhythm ignored); with
     ``transposition_invariant`` the runs are of the ``n - 1`` intervals between them.
@@ -259,6 +280,35 @@ def copy_rate(generated_grids, training, n: int = 8, transposition_invariant: bo
     seen = training if isinstance(training, (set, frozenset)) else ngram_index(training, n, transposition_invariant)
     generated = [r for g in generated_grids for r in pitch_ngrams(g, n, transposition_invariant)]
     return float(np.mean([r in seen for r in generated])) if generated else float("nan")
+
+
+# Piano rolls: likelihood under a polyphonic model ---------------------------------------------------
+
+
+@torch.no_grad()
+def score_rolls(model, rolls, batch_size: int = 32) -> dict:
+    """NLL of piano rolls in nats per frame, the JSB Chorales convention: summed over the 88 keys,
+    averaged over all predicted frames of all rolls (each roll's first frame is only context).
+
+    ``model`` is a `models.rnn.PolyRNN`. Returns ``{"nll_per_frame", "n_frames", "n_rolls"}``.
+
+    Chapter: notebooks/05_rnn.ipynb
+    """
+    rolls = [r for r in rnn.check_rolls(rolls, model.config.n_keys) if len(r) >= 2]
+    if not rolls:
+        raise BadInputError("piano roll: every roll has fewer than 2 frames; nothing to score")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, n_frames = 0.0, 0
+    for i in range(0, len(rolls), batch_size):
+        batch, mask = rnn.pad_rolls(rolls[i:i + batch_size])
+        batch, mask = batch.to(device), mask.to(device)
+        n = mask.sum().item()
+        total += losses.pianoroll_nll(model(batch).float(), batch[:, 1:], mask).item() * n
+        n_frames += int(n)
+    model.train(was_training)
+    return {"nll_per_frame": total / n_frames, "n_frames": n_frames, "n_rolls": len(rolls)}
 
 
 # Symbolic: MGEval-style per-piece features (Yang & Lerch 2018) --------------------------------------

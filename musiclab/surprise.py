@@ -20,13 +20,13 @@ from .errors import BadInputError
 
 @functools.lru_cache(maxsize=1)
 def load_melody_rnn():
-    """The shipped chapter-5 melody RNN (`recipes.load_rnn`), loaded once per process.
+    """The shipped chapter-5 melody RNN (`models.rnn.load_pretrained`), loaded once per process.
 
     Chapter: notebooks/09_rnn_evaluation.ipynb
     """
-    from .recipes import load_rnn
+    from .models import rnn
 
-    return load_rnn("melody-rnn")[0]
+    return rnn.load_pretrained("melody-rnn")[0]
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""The one training loop of the book, its checkpoints, and the shipped-weights format.
+"""The one training loop of the book and its checkpoints.
 
 Every model in the book trains through `fit`. A model family only writes a *step function*
 ``step_fn(batch, update) -> dict``: it computes its losses, calls ``update(loss, "name")`` once per
@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import json
 import math
 import os
 import time
@@ -347,43 +346,6 @@ def load_checkpoint(path, modules: dict[str, nn.Module],
 def read_checkpoint_config(path) -> dict:
     """Return the config dict stored in a checkpoint, to rebuild its model."""
     return torch.load(Path(path), map_location="cpu", weights_only=True)["config"]
-
-
-# Shipped weights (safetensors + a JSON sidecar) ---------------------------------------------------
-
-
-def save_weights(path, model: nn.Module, config, meta: dict | None = None) -> None:
-    """Save ``model`` as ``path`` (.safetensors) and its config and provenance as ``path`` + ``.json``.
-
-    The sidecar records what anyone needs to reproduce the weights: the command, the config, the
-    data split, the metrics reached, the device and the wall time (pass them in ``meta``), and the
-    number of processes when trained under torchrun.
-    """
-    from safetensors.torch import save_file
-
-    if not is_main_process():  # under torchrun the first process writes, the others hold the same weights
-        return
-    path = Path(path)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fileio.write_atomic(path, lambda tmp: save_file(tensors, str(tmp)))
-    sidecar = {"config": _as_dict(config), **(meta or {})}
-    if world()[1] > 1:
-        sidecar["processes"] = world()[1]  # trained under torchrun: the global batch was this many times larger
-    fileio.write_atomic(path.with_suffix(".json"),
-                  lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2, default=str)))
-
-
-def load_weights(path, model_class, config_class):
-    """Rebuild a model from shipped weights; return ``(model, sidecar_dict)``."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.exists():
-        raise BadInputError(f"{path}: no such weights file; train it with `python -m musiclab train`")
-    sidecar = json.loads(path.with_suffix(".json").read_text())
-    model = model_class(config_class(**sidecar["config"]))
-    model.load_state_dict(load_file(str(path)))
-    return model.eval(), sidecar
 
 
 def count_parameters(model: nn.Module) -> int:

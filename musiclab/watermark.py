@@ -156,9 +156,10 @@ def generated_clips(n: int, sr: int = 44100, duration_s: float = 8.0, seed: int 
     """
     import torch
 
-    from . import recipes, symbolic
+    from . import symbolic
+    from .models import rnn
 
-    model, _ = recipes.load_rnn("melody-rnn")
+    model, _ = rnn.load_pretrained("melody-rnn")
     generator = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     regions, tune_types = list(model.config.regions), list(model.config.tune_types)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .. import audio, symbolic
+from .. import audio, symbolic, weights
 from ..errors import BadInputError
 
 # Timbre representation: 16 kHz, 1024-point STFT, hop 256 (16 ms), 80 mel bands.
@@ -195,11 +195,16 @@ def translate_grids(model: CycleGAN, grids, direction: str = "a_to_b", strength:
     return model.generator(direction)(grids_to_one_hot(grids), strength).argmax(1).numpy()
 
 
-def load_pretrained(name: str = "cyclegan-timbre", path=None) -> tuple[CycleGAN, dict]:
-    """Load shipped weights (``cyclegan-timbre`` or ``cyclegan-symbolic``); returns ``(model, sidecar)``."""
-    from .. import train
-    from ..recipes.common import CHECKPOINTS
+NAMES = ("cyclegan-timbre", "cyclegan-symbolic")
 
-    if name not in ("cyclegan-timbre", "cyclegan-symbolic"):
+
+def load_pretrained(name: str = "cyclegan-timbre", path=None) -> tuple[CycleGAN, dict]:
+    """Load ``cyclegan-timbre`` or ``cyclegan-symbolic``: the shipped weights
+    (``musiclab/checkpoints/NAME.safetensors``) or your own trained ones at ``path``, checked by
+    `weights.load_weights`. Returns ``(model in eval mode, sidecar)``.
+
+    Chapter: notebooks/07_style_transfer_gan.ipynb
+    """
+    if name not in NAMES:
         raise BadInputError(f"name={name!r}: expected 'cyclegan-timbre' or 'cyclegan-symbolic'")
-    return train.load_weights(path or CHECKPOINTS / f"{name}.safetensors", CycleGAN, CycleGanConfig)
+    return weights.load_weights(path or weights.CHECKPOINTS / f"{name}.safetensors", name, CycleGAN, CycleGanConfig)

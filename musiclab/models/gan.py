@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .. import audio
+from .. import audio, weights
 from ..errors import BadInputError
 
 PROGRAMS = (0, 19, 24, 40, 71, 73)  # piano, church organ, nylon guitar, violin, clarinet, flute
@@ -282,17 +282,16 @@ def generate_log_mel(generator: Generator, programs, pitches, z: torch.Tensor) -
     return denormalise(x.float().cpu().numpy(), config)
 
 
-def load_pretrained(path=None):
-    """The shipped full-mode generator and its sidecar: ``(generator, sidecar)``.
+NAMES = ("gan", "recording-gan")
+
+
+def load_pretrained(name: str = "gan", path=None) -> tuple[Generator, dict]:
+    """Load the generator of ``gan`` (chapter 3) or ``recording-gan`` (chapter 11): the shipped
+    full-mode weights (``musiclab/checkpoints/NAME.safetensors``) or your own trained ones at
+    ``path``, checked by `weights.load_weights`. Returns ``(generator in eval mode, sidecar)``.
 
     Chapter: notebooks/03_gan.ipynb
     """
-    from importlib import resources
-
-    from .. import train
-
-    path = path or resources.files("musiclab") / "checkpoints" / "gan.safetensors"
-    generator, sidecar = train.load_weights(path, Generator, GanConfig)
-    generator.config.programs = tuple(generator.config.programs)
-    generator.config.pitches = tuple(generator.config.pitches)
-    return generator, sidecar
+    if name not in NAMES:
+        raise BadInputError(f"unknown model {name!r}; choose one of: {', '.join(NAMES)}")
+    return weights.load_weights(path or weights.CHECKPOINTS / f"{name}.safetensors", name, Generator, GanConfig)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import symbolic
+from .. import symbolic, weights
 from ..errors import BadInputError
 
 TASKS = ("region", "tune_type", "meter", "mode")
@@ -278,25 +278,25 @@ class RNNEvaluator(nn.Module):
 # Shipped models -----------------------------------------------------------------------------------------
 
 
+CLASSES = {"mtnn": (MultiTaskNet, MultiTaskConfig), "rnn-evaluator": (RNNEvaluator, RNNEvaluatorConfig)}
+
+
 @functools.lru_cache(maxsize=4)
-def _load(name: str, weights):
-    from .. import train
-    from ..recipes.common import CHECKPOINTS
-
-    classes = {"mtnn": (MultiTaskNet, MultiTaskConfig), "rnn-evaluator": (RNNEvaluator, RNNEvaluatorConfig)}
-    model, _ = train.load_weights(weights or CHECKPOINTS / f"{name}.safetensors", *classes[name])
-    return model.eval()
+def _load_cached(name: str, path: str | None) -> MultiTaskNet | RNNEvaluator:
+    return weights.load_weights(path or weights.CHECKPOINTS / f"{name}.safetensors", name, *CLASSES[name])[0]
 
 
-def load_pretrained(weights=None) -> MultiTaskNet:
-    """The shipped multi-task network (``musiclab/checkpoints/mtnn.safetensors``) or ``weights``,
-    in eval mode; loaded once and cached."""
-    return _load("mtnn", None if weights is None else str(weights))
+def load_pretrained(name: str = "mtnn", path=None) -> MultiTaskNet | RNNEvaluator:
+    """Load ``mtnn`` (the multi-task network) or ``rnn-evaluator``: the shipped weights
+    (``musiclab/checkpoints/NAME.safetensors``) or your own trained ones at ``path``, checked by
+    `weights.load_weights`, in eval mode. Returns the model alone (its sidecar: `weights.read_sidecar`):
+    the evaluators are loaded once per process and shared by every measure that uses them.
 
-
-def load_rnn_evaluator(weights=None) -> RNNEvaluator:
-    """The shipped RNN evaluator (``musiclab/checkpoints/rnn-evaluator.safetensors``) or ``weights``."""
-    return _load("rnn-evaluator", None if weights is None else str(weights))
+    Chapter: notebooks/08_multitask_evaluation.ipynb
+    """
+    if name not in CLASSES:
+        raise BadInputError(f"unknown model {name!r}; choose one of: {', '.join(CLASSES)}")
+    return _load_cached(name, None if path is None else str(path))
 
 
 def region_probability(grids, region: str, model: MultiTaskNet | None = None) -> np.ndarray:

@@ -1,31 +1,26 @@
-"""Recurrent models of chapter 5: a melody language model, two polyphonic models, a raw-audio model.
+"""Recurrent models of chapter 5: a melody language model and two polyphonic models.
 
 - `MelodyRNN`: an LSTM over event-grid tokens (in the spirit of folk-rnn), conditioned on region
   and tune type, sampled with temperature and top-k, primed with any opening.
 - `PolyRNN`: an LSTM over piano-roll frames whose output is either 88 independent Bernoullis
   (``output="independent"``) or a MADE over the 88 keys of each frame (``output="made"``), which is
   autoregressive *within* the frame, like the RNN-NADE of Boulanger-Lewandowski et al. (2012).
-- `AudioRNN`: a GRU over mu-law samples, with a categorical output over the 256 mu-law levels
-  or a Gaussian output (mean squared error) for comparison.
 
-Every ``forward`` returns logits (or means); the losses live in `musiclab.losses` (# Sequences).
+The chapter's raw-audio model is in `musiclab.models.audio_rnn`. Every ``forward`` returns logits;
+the losses live in `musiclab.losses` (# Sequences), the scores in `musiclab.metrics`.
 
 Chapter: notebooks/05_rnn.ipynb
 """
 from __future__ import annotations
 
-import collections
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-from .. import losses, symbolic
+from .. import symbolic, weights
 from ..errors import BadInputError
-# The melody statistics of chapter 5 (generated vs held-out tunes) have one implementation, in
-# `musiclab.metrics` (chapter 10); their names stay importable from here.
-from ..metrics import copy_rate as copied_fraction, grid_notes, melody_histograms  # noqa: F401
 
 
 # Melody RNN ----------------------------------------------------------------------------------------
@@ -140,35 +135,6 @@ def melody_to_prime(path_or_abc_text, max_steps: int | None = None) -> np.ndarra
     if grid.size == 0:
         raise BadInputError("the priming melody is empty")
     return grid[:max_steps] if max_steps else grid
-
-
-def melody_sequences(tunes, config: MelodyConfig, length: int = 256):
-    """Cut tunes into training chunks: inputs = start token + grid, targets = grid shifted by one.
-
-    Returns ``(inputs, targets, region, tune_type)``: LongTensors [shape=(N, length)] (targets past
-    a tune's end are -100, ignored by the loss) and [shape=(N,)].
-    """
-    inputs, targets, regions, tune_types = [], [], [], []
-    for tune in tunes:
-        region_i = config.regions.index(tune.region) if tune.region in config.regions else 0
-        tune_type_i = config.tune_types.index(tune.tune_type) if tune.tune_type in config.tune_types else 0
-        sequence = np.concatenate([[config.start_token], tune.grid.astype(np.int64)])
-        for start in range(0, len(sequence) - 1, length):
-            chunk = sequence[start:start + length + 1]
-            x = np.zeros(length, dtype=np.int64)
-            y = np.full(length, -100, dtype=np.int64)
-            x[:len(chunk) - 1], y[:len(chunk) - 1] = chunk[:-1], chunk[1:]
-            inputs.append(x), targets.append(y), regions.append(region_i), tune_types.append(tune_type_i)
-    as_tensor = lambda a: torch.from_numpy(np.asarray(a, dtype=np.int64))
-    return as_tensor(inputs), as_tensor(targets), as_tensor(regions), as_tensor(tune_types)
-
-
-def condition_labels(tunes, min_count: int = 50) -> tuple[list, list]:
-    """Region and tune-type labels seen at least ``min_count`` times, each list led by UNKNOWN."""
-    def labels(values):
-        counts = collections.Counter(v for v in values if v)
-        return [UNKNOWN] + sorted(v for v, n in counts.items() if n >= min_count and v != UNKNOWN)
-    return labels(t.region for t in tunes), labels(t.tune_type for t in tunes)
 
 
 # Polyphonic RNN (piano rolls) ---------------------------------------------------------------------
@@ -329,170 +295,19 @@ def pad_rolls(rolls) -> tuple[torch.Tensor, torch.Tensor]:
     return batch, mask
 
 
-@torch.no_grad()
-def score_rolls(model: PolyRNN, rolls, batch_size: int = 32) -> dict:
-    """NLL of piano rolls in nats per frame, the JSB Chorales convention: summed over the 88 keys,
-    averaged over all predicted frames of all rolls (each roll's first frame is only context).
+# Shipped weights ---------------------------------------------------------------------------------
 
-    Returns ``{"nll_per_frame", "n_frames", "n_rolls"}``.
+CLASSES = {"melody-rnn": (MelodyRNN, MelodyConfig), "poly-rnn": (PolyRNN, PolyConfig),
+           "poly-made": (PolyRNN, PolyConfig)}
+
+
+def load_pretrained(name: str = "melody-rnn", path=None) -> tuple[MelodyRNN | PolyRNN, dict]:
+    """Load ``melody-rnn``, ``poly-rnn`` or ``poly-made``: the shipped weights
+    (``musiclab/checkpoints/NAME.safetensors``) or your own trained ones at ``path``, checked by
+    `weights.load_weights`. Returns ``(model in eval mode, sidecar)``.
+
+    Chapter: notebooks/05_rnn.ipynb
     """
-    rolls = [r for r in check_rolls(rolls, model.config.n_keys) if len(r) >= 2]
-    if not rolls:
-        raise BadInputError("piano roll: every roll has fewer than 2 frames; nothing to score")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total, n_frames = 0.0, 0
-    for i in range(0, len(rolls), batch_size):
-        batch, mask = pad_rolls(rolls[i:i + batch_size])
-        batch, mask = batch.to(device), mask.to(device)
-        n = mask.sum().item()
-        total += losses.pianoroll_nll(model(batch).float(), batch[:, 1:], mask).item() * n
-        n_frames += int(n)
-    model.train(was_training)
-    return {"nll_per_frame": total / n_frames, "n_frames": n_frames, "n_rolls": len(rolls)}
-
-
-def read_pianorolls(path, n_keys: int = 88) -> list[np.ndarray]:
-    """Read piano rolls a user brings: a MIDI file (quarter-note frames, as in the JSB data) or an
-    ``.npz`` of (T, n_keys) 0/1 arrays (every array in the file is one roll)."""
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.exists():
-        raise BadInputError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise BadInputError(f"{path}: empty file")
-    suffix = path.suffix.lower()
-    if suffix in symbolic.MIDI_SUFFIXES:
-        notes = symbolic.midi_to_notes(path)
-        if not notes:
-            raise BadInputError(f"{path}: no notes")
-        return check_rolls([symbolic.notes_to_pianoroll(notes)], n_keys, str(path))
-    if suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                rolls = [data[key] for key in data.files]
-        except (ValueError, OSError) as error:
-            raise BadInputError(f"{path}: not a readable .npz file ({error})") from None
-        return check_rolls(rolls, n_keys, str(path))
-    raise BadInputError(f"{path}: expected a MIDI file (.mid, .midi) or an .npz of (T, {n_keys}) arrays")
-
-
-def read_pianoroll_folder(path, n_keys: int = 88, skipped: list | None = None) -> dict[str, list[np.ndarray]]:
-    """Training data a user brings for ``train poly-rnn --data PATH``: ``train.npz`` and ``valid.npz``
-    in PATH, or a folder of MIDI files (10 % of the files validate, at least one, chosen by
-    `datasets.split_ranked`). Returns ``{"train": rolls, "valid": rolls}``. With a list ``skipped``,
-    unreadable MIDI files are appended to it as ``(file name, reason)`` instead of raising."""
-    from pathlib import Path
-
-    from .. import datasets
-
-    folder = Path(path)
-    if not folder.is_dir():
-        raise BadInputError(f"{folder}: not a folder")
-    if (folder / "train.npz").exists():
-        if not (folder / "valid.npz").exists():
-            raise BadInputError(f"{folder}: has train.npz but no valid.npz")
-        return {split: read_pianorolls(folder / f"{split}.npz", n_keys) for split in ("train", "valid")}
-    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in symbolic.MIDI_SUFFIXES)
-    if not files:
-        raise BadInputError(f"{folder}: no train.npz / valid.npz and no MIDI files")
-    rolls = {}
-    for file in files:
-        try:
-            rolls[file.name] = read_pianorolls(file, n_keys)
-        except BadInputError as error:
-            if skipped is None:
-                raise
-            skipped.append((file.name, str(error).replace(f"{file}: ", "")))
-    if len(rolls) < 2:
-        raise BadInputError(f"{folder}: {len(rolls)} usable MIDI file(s) cannot be split into train and valid; "
-                            "bring at least 2")
-    splits = datasets.split_ranked(list(rolls), valid=0.1, test=0.0)
-    return {split: [r for (name, file_rolls), s in zip(rolls.items(), splits) if s == split for r in file_rolls]
-            for split in ("train", "valid")}
-
-
-# Sample-level audio RNN ----------------------------------------------------------------------------
-
-
-@dataclass
-class AudioConfig:
-    n_classes: int = 256  # mu-law levels; the input is always the previous sample's level
-    embed_dim: int = 32
-    hidden_dim: int = 128
-    output: str = "categorical"  # or "gaussian": one number, the mean, trained with MSE
-
-
-class AudioRNN(nn.Module):
-    """p(y_t | y_<t) over mu-law levels: a GRU with a categorical or a Gaussian output.
-
-    Parameters
-    ----------
-    levels : LongTensor [shape=(B, T)], mu-law levels of y_0 .. y_{T-1}
-
-    Returns
-    -------
-    out : Tensor [shape=(B, T, n_classes)] logits of the next level (categorical), or
-        [shape=(B, T)] the mean of the next sample in [-1, 1] (gaussian)
-    state : the GRU state
-    """
-
-    def __init__(self, config: AudioConfig):
-        super().__init__()
-        if config.output not in ("categorical", "gaussian"):
-            raise BadInputError(f"output={config.output!r}: expected 'categorical' or 'gaussian'")
-        self.config = config
-        self.embed = nn.Embedding(config.n_classes, config.embed_dim)
-        self.gru = nn.GRU(config.embed_dim, config.hidden_dim, batch_first=True)
-        self.head = nn.Linear(config.hidden_dim, config.n_classes if config.output == "categorical" else 1)
-
-    def forward(self, levels, state=None):
-        h, state = self.gru(self.embed(levels), state)
-        out = self.head(h)
-        return (out if self.config.output == "categorical" else torch.tanh(out[..., 0])), state
-
-    @torch.no_grad()
-    def generate(self, n_samples: int, prime, sigma: float = 0.0, temperature: float = 1.0,
-                 generator: torch.Generator | None = None) -> np.ndarray:
-        """Continue ``prime`` (mu-law levels, [shape=(T0 >= 1,)]) by ``n_samples`` levels.
-
-        Categorical: sample softmax(logits / temperature). Gaussian: mean + sigma * noise, quantised
-        to the nearest level (``sigma=0``: the mean itself, what a plain MSE model outputs).
-        Returns the new levels, int64 [shape=(n_samples,)].
-        """
-        from .. import audio
-
-        was_training = self.training
-        self.eval()
-        prime = torch.as_tensor(np.asarray(prime, dtype=np.int64))[None]
-        out, state = self(prime)
-        out = out[:, -1]
-        levels = torch.empty(n_samples, dtype=torch.long)
-        mu = self.config.n_classes - 1
-        for i in range(n_samples):
-            if self.config.output == "categorical":
-                level = torch.multinomial(torch.softmax(out[0] / temperature, -1), 1, generator=generator)[0]
-            else:
-                y = out[0] + sigma * torch.randn((), generator=generator)
-                level = torch.as_tensor(int(audio.mu_law_encode(np.clip(y.item(), -1, 1), mu)))
-            levels[i] = level
-            step = self.embed(level.view(1, 1))
-            h, state = self.gru(step, state)
-            out = self.head(h)[:, -1]
-            if self.config.output == "gaussian":
-                out = torch.tanh(out[..., 0])
-        self.train(was_training)
-        return levels.numpy()
-
-
-def mu_law_bin_edges(n_classes: int = 256) -> torch.Tensor:
-    """Amplitude edges [shape=(n_classes + 1,)] of the mu-law levels' bins: midpoints between the
-    decoded levels, with -inf / +inf outside, so that every amplitude falls in exactly one bin."""
-    from .. import audio
-
-    centres = torch.from_numpy(np.asarray(audio.mu_law_decode(np.arange(n_classes), n_classes - 1),
-                                          dtype=np.float64))
-    inf = torch.tensor([float("inf")], dtype=torch.float64)
-    return torch.cat([-inf, (centres[1:] + centres[:-1]) / 2, inf])
+    if name not in CLASSES:
+        raise BadInputError(f"unknown model {name!r}; choose one of: {', '.join(CLASSES)}")
+    return weights.load_weights(path or weights.CHECKPOINTS / f"{name}.safetensors", name, *CLASSES[name])

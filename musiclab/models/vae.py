@@ -14,13 +14,12 @@ Chapter: notebooks/04_vae.ipynb
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 
 import numpy as np
 import torch
 from torch import nn
 
-from .. import audio, metrics, symbolic
+from .. import audio, symbolic, weights
 from ..errors import BadInputError
 
 
@@ -210,33 +209,6 @@ def interpolate(z_a: torch.Tensor, z_b: torch.Tensor, n: int, spherical: bool = 
     return (torch.sin((1 - t) * omega) * z_a + torch.sin(t * omega) * z_b) / torch.sin(omega)
 
 
-def load_melody_pretrained(path=None) -> tuple[MelodyVAE, dict]:
-    """The shipped full-mode melody VAE (``musiclab/checkpoints/vae-melody.safetensors``) and its sidecar."""
-    from .. import train
-
-    path = path or resources.files("musiclab") / "checkpoints" / "vae-melody.safetensors"
-    return train.load_weights(path, MelodyVAE, MelodyVaeConfig)
-
-
-# Melody statistics (prior samples vs held-out) --------------------------------------------------------
-
-
-def melody_statistics(grids) -> dict:
-    """Histograms that summarise a set of 2-bar grids [shape=(N, T)]:
-
-    - ``pitch_class``: share of notes per pitch class (12,), relative to nothing (absolute C..B);
-    - ``interval``: share of melodic intervals between successive notes, clipped to [-12, 12] (25,);
-    - ``duration``: share of note lengths (onset to next onset or the end, including rests) of
-      1..16 sixteenths, longer ones in the last bin (16,);
-    - ``notes_per_bar`` and ``rest_share`` (fraction of steps that are rests) as floats.
-    """
-    grids = np.asarray(grids)
-    if grids.ndim != 2 or not len(grids):
-        raise BadInputError(f"grids: expected a non-empty 2-D array of tokens, got shape {grids.shape}")
-    n_notes = int(np.count_nonzero(grids >= 2))
-    return {**metrics.melody_histograms(grids), "notes_per_bar": n_notes / len(grids) / (grids.shape[1] / 16),
-            "rest_share": float((grids == symbolic.REST).mean())}
-
 
 # Timbre VAE ------------------------------------------------------------------------------------------
 
@@ -352,9 +324,18 @@ def knn_accuracy(train_z: np.ndarray, train_labels: np.ndarray, test_z: np.ndarr
     return float((predicted == np.asarray(test_labels)).mean())
 
 
-def load_timbre_pretrained(path=None) -> tuple[TimbreVAE, dict]:
-    """The shipped full-mode timbre VAE (``musiclab/checkpoints/vae-timbre.safetensors``) and its sidecar."""
-    from .. import train
+# Shipped weights ---------------------------------------------------------------------------------
 
-    path = path or resources.files("musiclab") / "checkpoints" / "vae-timbre.safetensors"
-    return train.load_weights(path, TimbreVAE, TimbreVaeConfig)
+CLASSES = {"vae-melody": (MelodyVAE, MelodyVaeConfig), "vae-timbre": (TimbreVAE, TimbreVaeConfig)}
+
+
+def load_pretrained(name: str = "vae-melody", path=None) -> tuple[MelodyVAE | TimbreVAE, dict]:
+    """Load ``vae-melody`` or ``vae-timbre``: the shipped full-mode weights
+    (``musiclab/checkpoints/NAME.safetensors``) or your own trained ones at ``path``, checked by
+    `weights.load_weights`. Returns ``(model in eval mode, sidecar)``.
+
+    Chapter: notebooks/04_vae.ipynb
+    """
+    if name not in CLASSES:
+        raise BadInputError(f"unknown model {name!r}; choose one of: {', '.join(CLASSES)}")
+    return weights.load_weights(path or weights.CHECKPOINTS / f"{name}.safetensors", name, *CLASSES[name])

@@ -28,53 +28,37 @@ Chapter: notebooks/02_learning_to_generate.ipynb
 import functools
 import inspect
 
-from .common import CHECKPOINTS
-from .cyclegan import (UnpairedBatches, cyclegan_step, region_phrases, score_symbolic_transfer, score_timbre_transfer,
-                       symbolic_strength_curve, timbre_log_mels, timbre_pairs, train_cyclegan_symbolic,
-                       train_cyclegan_timbre)
-from .evaluation import (accuracy_vs_steps_read, crop_batches, crop_grids, mtnn_step, rnn_evaluator_step,
-                         score_classifier, train_mtnn, train_rnn_evaluator)
-from .gan import evaluate_gan, gan_batches, gan_step, score_gan_diversity, train_gan
-from .next_token import next_token_step, score_next_token, train_next_token
-from .recording import book_recording, recording_slices, train_recording_gan
-from .rnn import (AUDIO_HELD_OUT_PITCHES, AUDIO_PROGRAM, AUDIO_SR, AUDIO_TRAIN_PITCHES, audio_notes, audio_step,
-                  load_rnn, melody_generation_report, melody_step, poly_batches, poly_step, score_audio,
-                  score_melody, score_pianoroll_file, train_audio, train_melody, train_poly)
-from .vae import (melody_slices, score_timbre, timbre_split, train_vae_melody, train_vae_timbre, vae_melody_step,
-                  vae_timbre_step)
+from . import cyclegan, evaluation, gan, next_token, recording, rnn, vae
+
+
+def train_gan_or_recording_gan(out_dir="runs", steps: int | None = None, command: str = "", data=None,
+                               progress: bool = True) -> dict:
+    """``train gan``: the chapter-3 conditional GAN (`gan.train_gan`); with your recording
+    (``--data``), whose slices carry no instrument or pitch labels, chapter 11's single-condition
+    version of the same GAN (`recording.train_recording_gan`, written as ``recording-gan``)."""
+    if data is None:
+        return gan.train_gan(out_dir, steps, command, progress=progress)
+    return recording.train_recording_gan(out_dir, steps, command, data=data, progress=progress)
+
 
 RECIPES = {
-    "next-token": train_next_token,
-    "gan": train_gan,
-    "vae-melody": train_vae_melody,
-    "vae-timbre": train_vae_timbre,
-    "melody-rnn": train_melody,
-    "poly-rnn": train_poly,
-    "poly-made": functools.partial(train_poly, output="made"),
-    "audio-rnn": train_audio,
-    "audio-rnn-mse": functools.partial(train_audio, output="gaussian"),
-    "recording-gan": train_recording_gan,
-    "cyclegan-timbre": train_cyclegan_timbre,
-    "cyclegan-symbolic": train_cyclegan_symbolic,
-    "mtnn": train_mtnn,
-    "rnn-evaluator": train_rnn_evaluator,
+    "next-token": next_token.train_next_token,
+    "gan": train_gan_or_recording_gan,
+    "vae-melody": vae.train_vae_melody,
+    "vae-timbre": vae.train_vae_timbre,
+    "melody-rnn": rnn.train_melody,
+    "poly-rnn": rnn.train_poly,
+    "poly-made": functools.partial(rnn.train_poly, output="made"),
+    "audio-rnn": rnn.train_audio,
+    "audio-rnn-mse": functools.partial(rnn.train_audio, output="gaussian"),
+    "recording-gan": recording.train_recording_gan,
+    "cyclegan-timbre": cyclegan.train_cyclegan_timbre,
+    "cyclegan-symbolic": cyclegan.train_cyclegan_symbolic,
+    "mtnn": evaluation.train_mtnn,
+    "rnn-evaluator": evaluation.train_rnn_evaluator,
 }
 
 
 def accepts_data(recipe) -> bool:
     """Whether a recipe trains on the user's own files (it takes a ``data`` keyword)."""
     return "data" in inspect.signature(recipe).parameters
-
-
-__all__ = ["CHECKPOINTS", "RECIPES", "accepts_data", "UnpairedBatches", "cyclegan_step", "region_phrases",
-           "score_symbolic_transfer", "score_timbre_transfer", "symbolic_strength_curve", "timbre_log_mels",
-           "timbre_pairs",
-           "train_cyclegan_symbolic", "train_cyclegan_timbre",
-           "AUDIO_HELD_OUT_PITCHES", "AUDIO_PROGRAM", "AUDIO_SR", "AUDIO_TRAIN_PITCHES",
-           "accuracy_vs_steps_read", "crop_batches", "crop_grids", "mtnn_step", "rnn_evaluator_step",
-           "score_classifier", "train_mtnn", "train_rnn_evaluator",
-           "audio_notes", "audio_step", "book_recording", "evaluate_gan", "gan_batches", "gan_step", "load_rnn",
-           "melody_generation_report", "melody_slices", "melody_step", "next_token_step", "poly_batches", "poly_step", "recording_slices",
-           "score_audio", "score_gan_diversity", "score_melody", "score_next_token", "score_pianoroll_file",
-           "score_timbre", "timbre_split", "train_audio", "train_gan", "train_melody", "train_next_token", "train_poly", "train_recording_gan",
-           "train_vae_melody", "train_vae_timbre", "vae_melody_step", "vae_timbre_step"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import config, datasets, train
+from .. import config, datasets, train, weights
 from ..errors import BadInputError
 
 
@@ -36,11 +36,19 @@ def _finish(name: str, out_dir: Path, model, model_config, metrics: dict, start:
     meta = {"command": command, "mode": config.get_mode(), "data": data, "metrics": metrics,
             "device": str(config.get_device()), "torch_threads": torch.get_num_threads(),
             "wall_time_s": wall_time_s, **extra}
-    train.save_weights(out_dir / f"{name}.safetensors", model, model_config, meta)
+    save_run_weights(out_dir / f"{name}.safetensors", name, model, model_config, meta)
     return {"weights": str(out_dir / f"{name}.safetensors"), **metrics, "wall_time_s": wall_time_s}
 
 
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+def save_run_weights(path, name: str, model, model_config, meta: dict) -> None:
+    """`weights.save_weights` from the first process only (under torchrun the others hold the same
+    weights), recording the number of processes: the global batch was that many times larger."""
+    if not train.is_main_process():
+        return
+    n_processes = train.world()[1]
+    if n_processes > 1:
+        meta = {**meta, "processes": n_processes}
+    weights.save_weights(path, name, model, model_config, meta)
 
 
 # The user's own data (--data PATH) ---------------------------------------------------------------

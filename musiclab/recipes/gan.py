@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .. import config, losses, train
+from .common import save_run_weights
 
 
 def gan_step(generator, discriminator, loss: str = "hinge", ema=None, ema_decay: float = 0.999,
@@ -85,21 +86,15 @@ def score_gan_diversity(generator, data: dict, program: int, pitch: int, n: int 
 
 
 def train_gan(out_dir="runs", steps: int | None = None, command: str = "", loss: str = "hinge",
-              mode_seeking: float = 0.25, progress: bool = True, data=None) -> dict:
+              mode_seeking: float = 0.25, progress: bool = True) -> dict:
     """The chapter-3 conditional SpecGAN on varied SoundFont notes (6 instruments x 25 pitches).
 
-    With ``data`` (a recording or a folder of them), whose slices carry no instrument or pitch
-    labels, this is chapter 11's single-condition version of the same GAN: it trains
-    `recording.train_recording_gan` and writes ``out_dir/recording-gan.safetensors``.
+    Your own recording (``train gan --data``) trains chapter 11's single-condition version of the
+    same GAN instead (`recipes.recording.train_recording_gan`, chosen in `recipes.RECIPES`).
     """
     import copy
 
     from ..models import gan
-
-    if data is not None:
-        from .recording import train_recording_gan
-
-        return train_recording_gan(out_dir, steps, command, data=data, progress=progress)
 
     config.seed_everything(0)
     model_config = gan.GanConfig(width=config.pick(8, 16), spectral_norm=loss == "hinge")
@@ -128,7 +123,7 @@ def train_gan(out_dir="runs", steps: int | None = None, command: str = "", loss:
             "metrics": metrics, "device": str(config.get_device()), "torch_threads": torch.get_num_threads(),
             "wall_time_s": wall_time_s,
             "weights": "exponential moving average of the generator (decay 0.999)"}
-    train.save_weights(out_dir / "gan.safetensors", ema, model_config, meta)
+    save_run_weights(out_dir / "gan.safetensors", "gan", ema, model_config, meta)
     return {"weights": str(out_dir / "gan.safetensors"), **metrics, "wall_time_s": wall_time_s}
 
 

@@ -17,6 +17,7 @@ import torch
 
 from .. import audio, config, recording, train
 from ..errors import BadInputError
+from .common import save_run_weights
 from .gan import gan_batches, gan_step, score_gan_diversity
 
 BOOK_TUNE_ID = "oneills1850/1224"  # "Toss the Feathers", a reel from O'Neill's 1850 collection (test split)
@@ -116,5 +117,5 @@ def train_recording_gan(out_dir="runs", steps: int | None = None, command: str =
     meta = {"command": command, "mode": config.get_mode(), "data": source, "skipped": skipped, "metrics": metrics,
             "device": str(config.get_device()), "torch_threads": torch.get_num_threads(), "wall_time_s": wall_time_s,
             "weights": "exponential moving average of the generator", "history": history}
-    train.save_weights(out_dir / "recording-gan.safetensors", ema, model_config, meta)
+    save_run_weights(out_dir / "recording-gan.safetensors", "recording-gan", ema, model_config, meta)
     return {"weights": str(out_dir / "recording-gan.safetensors"), **metrics, "wall_time_s": wall_time_s}

@@ -4,15 +4,17 @@ Chapter: notebooks/05_rnn.ipynb
 """
 from __future__ import annotations
 
+import collections
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import config, datasets, losses, metrics, train
+from .. import config, datasets, losses, metrics, symbolic, train
 from ..errors import BadInputError
-from .common import CHECKPOINTS, _finish, _keep_best, _report_skipped, user_audio, user_melodies
+from ..metrics import score_rolls
+from .common import _finish, _keep_best, _report_skipped, user_audio, user_melodies
 
 
 def poly_step(model):
@@ -46,7 +48,7 @@ def poly_batches(rolls, batch_size: int = 16, n_frames: int | None = None):
 def train_poly(out_dir="runs", steps: int | None = None, command: str = "", output: str = "independent",
                data: str | None = None, progress: bool = True, name: str | None = None) -> dict:
     """The chapter-5 polyphonic LSTM (independent or NADE outputs) on the JSB-like chorales, or on
-    the piano rolls in folder ``data`` (see `models.rnn.read_pianoroll_folder`).
+    the piano rolls in folder ``data`` (see `read_pianoroll_folder`).
 
     Trains with early stopping on the validation NLL; reports nats per frame on valid (and test for
     the chorales), the convention of the published JSB Chorales results.
@@ -60,7 +62,7 @@ def train_poly(out_dir="runs", steps: int | None = None, command: str = "", outp
         rolls = {split: [c.roll for c in datasets.load_chorales(split)] for split in datasets.SPLITS}
         description = "JSB-like Bach chorales (music21 corpus, quarter-note frames, in C), split by hash"
     else:
-        rolls = rnn.read_pianoroll_folder(data, skipped=skipped)
+        rolls = read_pianoroll_folder(data, skipped=skipped)
         _report_skipped(skipped)
         description = f"user piano rolls from {data}, {len(skipped)} files skipped"
     model_config = rnn.PolyConfig(output=output, hidden_dim=config.pick(128, 256),
@@ -68,7 +70,7 @@ def train_poly(out_dir="runs", steps: int | None = None, command: str = "", outp
     model = rnn.PolyRNN(model_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.pick(3e-3, 1e-3))
     n_steps = steps or config.pick(150, 2500)
-    evaluate, best = _keep_best(model, lambda: {"valid_nll": rnn.score_rolls(model, rolls["valid"])["nll_per_frame"]},
+    evaluate, best = _keep_best(model, lambda: {"valid_nll": score_rolls(model, rolls["valid"])["nll_per_frame"]},
                                 "valid_nll")
     out_dir = Path(out_dir)
     start = time.perf_counter()
@@ -78,10 +80,10 @@ def train_poly(out_dir="runs", steps: int | None = None, command: str = "", outp
                         progress=progress, desc=name)
     if best["state"] is not None:
         model.load_state_dict(best["state"])
-    metrics = {"valid_nll": round(rnn.score_rolls(model, rolls["valid"])["nll_per_frame"], 4), "steps": n_steps,
+    metrics = {"valid_nll": round(score_rolls(model, rolls["valid"])["nll_per_frame"], 4), "steps": n_steps,
                "best_step": min((r for r in history if "valid_nll" in r), key=lambda r: r["valid_nll"])["step"]}
     if "test" in rolls:
-        metrics["test_nll"] = round(rnn.score_rolls(model, rolls["test"])["nll_per_frame"], 4)
+        metrics["test_nll"] = round(score_rolls(model, rolls["test"])["nll_per_frame"], 4)
     result = _finish(name, out_dir, model, model_config, metrics, start, command, description,
                      units="nats per frame, summed over 88 keys, first frame of each roll excluded",
                      **({"skipped": skipped} if skipped else {}))
@@ -89,31 +91,73 @@ def train_poly(out_dir="runs", steps: int | None = None, command: str = "", outp
     return result
 
 
-
-
-
-def load_rnn(name: str, weights=None):
-    """Load a chapter-5 model: the shipped ``musiclab/checkpoints/NAME.safetensors`` or ``weights``.
-    Returns ``(model, sidecar)``."""
+def read_pianorolls(path, n_keys: int = 88) -> list[np.ndarray]:
+    """Read piano rolls a user brings: a MIDI file (quarter-note frames, as in the JSB data) or an
+    ``.npz`` of (T, n_keys) 0/1 arrays (every array in the file is one roll)."""
     from ..models import rnn
 
-    classes = {"melody-rnn": (rnn.MelodyRNN, rnn.MelodyConfig), "poly-rnn": (rnn.PolyRNN, rnn.PolyConfig),
-               "poly-made": (rnn.PolyRNN, rnn.PolyConfig), "audio-rnn": (rnn.AudioRNN, rnn.AudioConfig),
-               "audio-rnn-mse": (rnn.AudioRNN, rnn.AudioConfig)}
-    if name not in classes:
-        raise BadInputError(f"unknown model {name!r}; choose one of: {', '.join(classes)}")
-    return train.load_weights(weights or CHECKPOINTS / f"{name}.safetensors", *classes[name])
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise BadInputError(f"{path}: empty file")
+    suffix = path.suffix.lower()
+    if suffix in symbolic.MIDI_SUFFIXES:
+        notes = symbolic.midi_to_notes(path)
+        if not notes:
+            raise BadInputError(f"{path}: no notes")
+        return rnn.check_rolls([symbolic.notes_to_pianoroll(notes)], n_keys, str(path))
+    if suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                rolls = [data[key] for key in data.files]
+        except (ValueError, OSError) as error:
+            raise BadInputError(f"{path}: not a readable .npz file ({error})") from None
+        return rnn.check_rolls(rolls, n_keys, str(path))
+    raise BadInputError(f"{path}: expected a MIDI file (.mid, .midi) or an .npz of (T, {n_keys}) arrays")
+
+
+def read_pianoroll_folder(path, n_keys: int = 88, skipped: list | None = None) -> dict[str, list[np.ndarray]]:
+    """Training data a user brings for ``train poly-rnn --data PATH``: ``train.npz`` and ``valid.npz``
+    in PATH, or a folder of MIDI files (10 % of the files validate, at least one, chosen by
+    `datasets.split_ranked`). Returns ``{"train": rolls, "valid": rolls}``. With a list ``skipped``,
+    unreadable MIDI files are appended to it as ``(file name, reason)`` instead of raising."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise BadInputError(f"{folder}: not a folder")
+    if (folder / "train.npz").exists():
+        if not (folder / "valid.npz").exists():
+            raise BadInputError(f"{folder}: has train.npz but no valid.npz")
+        return {split: read_pianorolls(folder / f"{split}.npz", n_keys) for split in ("train", "valid")}
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in symbolic.MIDI_SUFFIXES)
+    if not files:
+        raise BadInputError(f"{folder}: no train.npz / valid.npz and no MIDI files")
+    rolls = {}
+    for file in files:
+        try:
+            rolls[file.name] = read_pianorolls(file, n_keys)
+        except BadInputError as error:
+            if skipped is None:
+                raise
+            skipped.append((file.name, str(error).replace(f"{file}: ", "")))
+    if len(rolls) < 2:
+        raise BadInputError(f"{folder}: {len(rolls)} usable MIDI file(s) cannot be split into train and valid; "
+                            "bring at least 2")
+    splits = datasets.split_ranked(list(rolls), valid=0.1, test=0.0)
+    return {split: [r for (name, file_rolls), s in zip(rolls.items(), splits) if s == split for r in file_rolls]
+            for split in ("train", "valid")}
 
 
 def score_pianoroll_file(name: str, path, weights=None) -> dict:
     """``python -m musiclab score poly-rnn FILE``: NLL of the piano rolls in FILE (MIDI or .npz of
-    (T, 88) 0/1 arrays) in nats per frame, summed over the 88 keys, first frame of each roll excluded."""
+    (T, 88) 0/1 arrays) in nats per frame, summed over the 88 keys, first frame of each roll excluded.
+    ``weights``: your own trained weights of model ``name`` instead of the shipped ones."""
     from ..models import rnn
 
     if name not in ("poly-rnn", "poly-made"):
         raise BadInputError(f"score: {name!r} does not score piano rolls; use poly-rnn or poly-made")
-    model, _ = load_rnn(name, weights)
-    return rnn.score_rolls(model, rnn.read_pianorolls(path))
+    model, _ = rnn.load_pretrained(name, weights)
+    return score_rolls(model, read_pianorolls(path))
 
 
 def melody_step(model):
@@ -172,6 +216,37 @@ def melody_generation_report(model, train_tunes, held_out_tunes, n_tunes: int = 
     return {"report": report, "generated": generated}
 
 
+def melody_sequences(tunes, model_config, length: int = 256):
+    """Cut tunes into training chunks: inputs = start token + grid, targets = grid shifted by one.
+
+    Returns ``(inputs, targets, region, tune_type)``: LongTensors [shape=(N, length)] (targets past
+    a tune's end are -100, ignored by the loss) and [shape=(N,)].
+    """
+    inputs, targets, regions, tune_types = [], [], [], []
+    for tune in tunes:
+        region_i = model_config.regions.index(tune.region) if tune.region in model_config.regions else 0
+        tune_type_i = model_config.tune_types.index(tune.tune_type) if tune.tune_type in model_config.tune_types else 0
+        sequence = np.concatenate([[model_config.start_token], tune.grid.astype(np.int64)])
+        for start in range(0, len(sequence) - 1, length):
+            chunk = sequence[start:start + length + 1]
+            x = np.zeros(length, dtype=np.int64)
+            y = np.full(length, -100, dtype=np.int64)
+            x[:len(chunk) - 1], y[:len(chunk) - 1] = chunk[:-1], chunk[1:]
+            inputs.append(x), targets.append(y), regions.append(region_i), tune_types.append(tune_type_i)
+    as_tensor = lambda a: torch.from_numpy(np.asarray(a, dtype=np.int64))
+    return as_tensor(inputs), as_tensor(targets), as_tensor(regions), as_tensor(tune_types)
+
+
+def condition_labels(tunes, min_count: int = 50) -> tuple[list, list]:
+    """Region and tune-type labels seen at least ``min_count`` times, each list led by `models.rnn.UNKNOWN`."""
+    from ..models import rnn
+
+    def labels(values):
+        counts = collections.Counter(v for v in values if v)
+        return [rnn.UNKNOWN] + sorted(v for v, n in counts.items() if n >= min_count and v != rnn.UNKNOWN)
+    return labels(t.region for t in tunes), labels(t.tune_type for t in tunes)
+
+
 def train_melody(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
                  data=None) -> dict:
     """The chapter-5 melody RNN: an LSTM language model over the folk melodies' event grids,
@@ -186,12 +261,12 @@ def train_melody(out_dir="runs", steps: int | None = None, command: str = "", pr
     else:
         tunes, description, skipped = user_melodies(data)
         train_tunes, valid_tunes = tunes["train"], tunes["valid"]
-    regions, tune_types = rnn.condition_labels(train_tunes, min_count=config.pick(10, 50))
+    regions, tune_types = condition_labels(train_tunes, min_count=config.pick(10, 50))
     model_config = rnn.MelodyConfig(regions=regions, tune_types=tune_types, hidden_dim=config.pick(128, 256),
                                     n_layers=1)
     length = config.pick(128, 256)
-    train_data = rnn.melody_sequences(train_tunes, model_config, length)
-    valid_data = rnn.melody_sequences(valid_tunes, model_config, length)
+    train_data = melody_sequences(train_tunes, model_config, length)
+    valid_data = melody_sequences(valid_tunes, model_config, length)
     model = rnn.MelodyRNN(model_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*train_data),
@@ -214,8 +289,6 @@ def train_melody(out_dir="runs", steps: int | None = None, command: str = "", pr
                      **({"skipped": skipped} if skipped else {}))
     result["history"] = history
     return result
-
-
 
 
 AUDIO_SR = 8000
@@ -261,7 +334,7 @@ def score_audio(model, levels: torch.Tensor, sigma: float | None = None) -> dict
     same 256 bins (a Gaussian is integrated over each level's amplitude bin), and the MSE of the
     prediction (the categorical model predicts its distribution's mean amplitude)."""
     from .. import audio
-    from ..models import rnn
+    from ..models import audio_rnn
 
     out, _ = model(levels[:, :-1])
     target_levels, target_y = levels[:, 1:], audio.mu_law_decode(levels[:, 1:])
@@ -273,7 +346,7 @@ def score_audio(model, levels: torch.Tensor, sigma: float | None = None) -> dict
         mean = out.float()
         sigma = sigma if sigma is not None else ((mean - target_y) ** 2).mean().sqrt().item()
         nll = losses.gaussian_binned_nll(target_levels.flatten(), mean.flatten().double(), sigma,
-                                         rnn.mu_law_bin_edges(model.config.n_classes)).item()
+                                         audio_rnn.mu_law_bin_edges(model.config.n_classes)).item()
     return {"nll": nll, "mse": ((mean - target_y) ** 2).mean().item(), "sigma": sigma}
 
 
@@ -284,7 +357,7 @@ def train_audio(out_dir="runs", steps: int | None = None, command: str = "", out
     0.5 s segments of the recordings in ``data`` at 8 kHz (see `common.user_audio`; held out: at
     most 16 validation segments)."""
     from .. import audio
-    from ..models import rnn
+    from ..models import audio_rnn
 
     config.seed_everything(0)
     name = "audio-rnn" if output == "categorical" else "audio-rnn-mse"
@@ -297,8 +370,8 @@ def train_audio(out_dir="runs", steps: int | None = None, command: str = "", out
         segments, description, skipped = user_audio(data, AUDIO_SR, 0.5)
         train_levels = torch.from_numpy(audio.mu_law_encode(segments["train"]))
         held_out = torch.from_numpy(audio.mu_law_encode(segments["valid"][:16]))
-    model_config = rnn.AudioConfig(output=output, hidden_dim=config.pick(64, 128))
-    model = rnn.AudioRNN(model_config)
+    model_config = audio_rnn.AudioConfig(output=output, hidden_dim=config.pick(64, 128))
+    model = audio_rnn.AudioRNN(model_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     length = 256
     windows = train_levels.unfold(1, length + 1, length // 2).reshape(-1, length + 1)
