@@ -33,8 +33,8 @@ def main() -> None:
     programs = (int(timbre.config.domain_a), int(timbre.config.domain_b))
     test_tunes = datasets.load_folk("test")
     tunes = test_tunes[::max(1, len(test_tunes) // 40)][:40]
-    pairs = recipes.timbre_pairs(tunes, programs)
-    scores = recipes.score_timbre_transfer(timbre, pairs)
+    pairs = recipes.cyclegan.timbre_pairs(tunes, programs)
+    scores = recipes.cyclegan.score_timbre_transfer(timbre, pairs)
     print(f"timbre ({timbre_sidecar['command']}), {len(pairs)} test tunes: LSD input {scores['lsd_input']:.2f} dB, "
           f"G(a) {scores['lsd_translated_a_to_b']:.2f} dB (ratio {scores['ratio_a_to_b']:.3f}), "
           f"F(b) {scores['lsd_translated_b_to_a']:.2f} dB")
@@ -56,17 +56,17 @@ def main() -> None:
     model, sidecar = cyclegan.load_pretrained("cyclegan-symbolic")
     classifier = mtnn.load_pretrained()
     region_a, region_b = model.config.domain_a, model.config.domain_b
-    phrases = {region: recipes.region_phrases(test_tunes, region, hop_bars=recipes.cyclegan.PHRASE_BARS)
+    phrases = {region: recipes.cyclegan.region_phrases(test_tunes, region, hop_bars=recipes.cyclegan.PHRASE_BARS)
                for region in (region_a, region_b)}
     print(f"\nsymbolic ({sidecar['command']}), test phrases {region_a} {len(phrases[region_a])}, "
           f"{region_b} {len(phrases[region_b])}")
     valid_tunes = datasets.load_folk("valid", regions=(region_a, region_b))
     strengths = (0.0, 0.5, 1.0, 1.25, 1.5, 2.0)
     for direction, source, target in (("a_to_b", region_a, region_b), ("b_to_a", region_b, region_a)):
-        valid = recipes.region_phrases(valid_tunes, source, hop_bars=recipes.cyclegan.PHRASE_BARS)
-        picked = style.pick_operating_point(recipes.symbolic_strength_curve(model, valid, direction, strengths,
-                                                                            classifier))
-        for r in recipes.symbolic_strength_curve(model, phrases[source], direction, strengths, classifier):
+        valid = recipes.cyclegan.region_phrases(valid_tunes, source, hop_bars=recipes.cyclegan.PHRASE_BARS)
+        picked = style.pick_operating_point(recipes.cyclegan.symbolic_strength_curve(model, valid, direction, strengths,
+                                                                                     classifier))
+        for r in recipes.cyclegan.symbolic_strength_curve(model, phrases[source], direction, strengths, classifier):
             mark = "  <- picked on validation" if r["alpha"] == picked["alpha"] else ""
             print(f"  {source} -> {target}, s = {r['alpha']:.2f}: strength two-domain {r['strength']:.3f}, "
                   f"7-way {r['strength_7way']:.3f}, onsets "

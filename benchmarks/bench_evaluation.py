@@ -19,7 +19,7 @@ import tempfile
 import numpy as np
 import torch
 
-from musiclab import datasets, recipes, surprise
+from musiclab import datasets, recipes, surprise, weights
 from musiclab.models import mtnn
 from musiclab.recipes import evaluation
 from timing import median_ms  # benchmarks/timing.py
@@ -57,17 +57,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     test = datasets.load_folk("test", progress=False)
     model = mtnn.load_pretrained()
-    card = json.loads((recipes.CHECKPOINTS / "mtnn.json").read_text())
+    card = json.loads((weights.CHECKPOINTS / "mtnn.json").read_text())
     print(f"shipped mtnn: {card['command']} ({card['mode']}, {card['metrics']['steps']} steps, "
           f"{card['wall_time_s']:.0f} s); test tunes: {len(test)}")
     print_report("multi-task", model, test)
     if args.compare_steps:
-        result = recipes.train_mtnn(out_dir=tempfile.mkdtemp(), steps=args.compare_steps, tasks=("region",),
-                                    name="mtnn-region", progress=False)
-        single = mtnn.load_pretrained(result["weights"])
+        result = recipes.evaluation.train_mtnn(out_dir=tempfile.mkdtemp(), steps=args.compare_steps, tasks=("region",),
+                                               name="mtnn-region", progress=False)
+        single = mtnn.load_pretrained("mtnn", result["weights"])
         print_report(f"region only ({args.compare_steps} steps, {result['wall_time_s']:.0f} s)", single, test)
 
-    evaluator = mtnn.load_rnn_evaluator()
+    evaluator = mtnn.load_pretrained("rnn-evaluator")
     for task in mtnn.TASKS:
         print(f"rnn-evaluator {task}, accuracy after t steps (accuracy, n): "
               f"{evaluation.accuracy_vs_steps_read(evaluator, test, task)}")

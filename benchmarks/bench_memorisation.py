@@ -2,7 +2,7 @@
 
     MUSICLAB_MODE=full OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_memorisation.py [--tunes 200]
 
-- melody-rnn: ``--tunes`` generated 256-step melodies (`recipes.melody_generation_report`) vs the
+- melody-rnn: ``--tunes`` generated 256-step melodies (`recipes.rnn.melody_generation_report`) vs the
   test-split tunes: copy rate of n-note pitch runs against the train split (`metrics.copy_rate`).
 - vae-melody: 1,000 prior samples (temperature 1) vs every untransposed 2-bar test slice, runs
   compared transposition-invariantly (the VAE trained on all transpositions of the train split).
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from musiclab import config, datasets, memorisation, recipes
-from musiclab.models import gan, vae
+from musiclab.models import gan, rnn, vae
 
 
 def show(name: str, curve: dict) -> None:
@@ -34,13 +34,13 @@ def main() -> None:
     train, test = datasets.load_folk("train", progress=False), datasets.load_folk("test", progress=False)
     train_grids = [t.grid for t in train]
     print(f"mode {config.get_mode()}: {len(train)} training tunes, {len(test)} test tunes")
-    model, _ = recipes.load_rnn("melody-rnn")
-    generated = recipes.melody_generation_report(model, train, test, n_tunes=args.tunes)["generated"]
+    model, _ = rnn.load_pretrained("melody-rnn")
+    generated = recipes.rnn.melody_generation_report(model, train, test, n_tunes=args.tunes)["generated"]
     show("melody-rnn", memorisation.copy_rate_curve(generated, train_grids, [t.grid for t in test]))
-    melody_vae, _ = vae.load_melody_pretrained()
+    melody_vae, _ = vae.load_pretrained("vae-melody")
     samples = melody_vae.decode(torch.randn(1000, melody_vae.config.z_dim, generator=torch.Generator().manual_seed(0)),
                                 temperature=1.0).numpy()
-    held_out = recipes.melody_slices(test, transpose=None).numpy()
+    held_out = recipes.vae.melody_slices(test, transpose=None).numpy()
     print(f"vae-melody: 1000 prior samples, {len(held_out)} held-out 2-bar slices (transposition-invariant runs)")
     show("vae-melody", memorisation.copy_rate_curve(samples, train_grids, held_out, ns=range(4, 11),
                                                     transposition_invariant=True))

@@ -12,8 +12,8 @@ import argparse
 import numpy as np
 import torch
 
-from musiclab import datasets, recipes
-from musiclab.models import rnn
+from musiclab import datasets, metrics, recipes
+from musiclab.models import audio_rnn, rnn
 from timing import repeat_timed  # benchmarks/timing.py
 
 
@@ -34,24 +34,24 @@ def main() -> None:
 
     test = [c.roll for c in datasets.load_chorales("test", progress=False)]
     for name in ("poly-rnn", "poly-made"):
-        model, card = recipes.load_rnn(name)
-        score = rnn.score_rolls(model, test)
+        model, card = rnn.load_pretrained(name)
+        score = metrics.score_rolls(model, test)
         print(f"{name}: test NLL {score['nll_per_frame']:.3f} nats/frame over {score['n_frames']} frames "
               f"({score['n_rolls']} chorales); sidecar test_nll {card['metrics'].get('test_nll')}")
         ms, worst = median_and_worst_ms(lambda i: model.generate(32, prime=test[0][:1],
                                                        generator=torch.Generator().manual_seed(i)), args.repeats)
         print(f"{name}: sampling 32 frames: median {ms:.0f} ms, slowest {worst:.0f} ms")
 
-    melody, _ = recipes.load_rnn("melody-rnn")
+    melody, _ = rnn.load_pretrained("melody-rnn")
     ms, worst = median_and_worst_ms(lambda i: melody.generate(256, region="Irish", tune_type="reel",
                                                     generator=torch.Generator().manual_seed(i)), args.repeats)
     print(f"melody-rnn: 16 bars (256 steps): median {ms:.0f} ms, slowest {worst:.0f} ms (bar: 300 ms)")
 
-    model, _ = recipes.load_rnn("audio-rnn")
-    prime = recipes.audio_notes(recipes.AUDIO_HELD_OUT_PITCHES)[0, :400]
-    ms, _ = median_and_worst_ms(lambda i: model.generate(recipes.AUDIO_SR // 4, prime,
+    model, _ = audio_rnn.load_pretrained("audio-rnn")
+    prime = recipes.rnn.audio_notes(recipes.rnn.AUDIO_HELD_OUT_PITCHES)[0, :400]
+    ms, _ = median_and_worst_ms(lambda i: model.generate(recipes.rnn.AUDIO_SR // 4, prime,
                                                generator=torch.Generator().manual_seed(i)), max(args.repeats // 4, 1))
-    print(f"audio-rnn: 0.25 s of audio at {recipes.AUDIO_SR} Hz in {ms:.0f} ms: "
+    print(f"audio-rnn: 0.25 s of audio at {recipes.rnn.AUDIO_SR} Hz in {ms:.0f} ms: "
           f"{ms / 250:.1f} s of computing per second of audio")
 
 

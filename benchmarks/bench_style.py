@@ -146,9 +146,9 @@ def mode_and_density(splits, melody, classifier):
 
 
 def timbre_morphs():
-    timbre, _ = vae.load_timbre_pretrained()
+    timbre, _ = vae.load_pretrained("vae-timbre")
     notes = vae.timbre_note_set(timbre.config, velocities=(90,))
-    held_out = recipes.timbre_split(notes)
+    held_out = recipes.vae.timbre_split(notes)
     with torch.no_grad():
         mu = timbre.encode(torch.from_numpy(notes["x"]))[0]
     progress = []
@@ -203,8 +203,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.perf_counter()
-    melody, _ = vae.load_melody_pretrained()
-    classifier = mtnn.load_pretrained(args.classifier)
+    melody, _ = vae.load_pretrained("vae-melody")
+    classifier = mtnn.load_pretrained("mtnn", args.classifier)
     splits = {split: datasets.load_folk(split) for split in ("train", "valid", "test")}
     print(f"mode {config.get_mode()}")
     classifier_accuracy(splits, classifier)

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from musiclab import audio, config, datasets, losses, plot, recipes, symbolic  # noqa: E402
+from musiclab import audio, config, datasets, losses, metrics, plot, recipes, symbolic  # noqa: E402
 from musiclab.models import vae  # noqa: E402
 from timing import median_ms  # noqa: E402  (benchmarks/timing.py)
 
@@ -33,17 +33,17 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
-    melody, sidecar = vae.load_melody_pretrained(args.melody)
+    melody, sidecar = vae.load_pretrained("vae-melody", args.melody)
     print(f"mode {config.get_mode()}; melody VAE from: {sidecar['command']} ({sidecar['wall_time_s']} s)")
     test_tunes = datasets.load_folk("test")
-    tokens = recipes.melody_slices(test_tunes, transpose=None)
+    tokens = recipes.vae.melody_slices(test_tunes, transpose=None)
     scores = vae.reconstruction_accuracy(melody, tokens)
     print("\n| test slices | greedy | teacher-forced | greedy note-on | teacher-forced note-on | always-hold |")
     print("| --- | --- | --- | --- | --- | --- |")
     rows = [("all regions", scores)]
     for region in sorted({t.region for t in test_tunes}):
         rows.append((region, vae.reconstruction_accuracy(
-            melody, recipes.melody_slices([t for t in test_tunes if t.region == region], transpose=None))))
+            melody, recipes.vae.melody_slices([t for t in test_tunes if t.region == region], transpose=None))))
     for name, s in rows:
         print(f"| {name} ({s['n_slices']}) | {s['greedy']:.3f} | {s['teacher_forced']:.3f} | {s['greedy_note_on']:.3f} "
               f"| {s['teacher_forced_note_on']:.3f} | {s['always_hold']:.3f} |")
@@ -56,17 +56,17 @@ def main() -> None:
     # the model was trained on randomly transposed slices: compare with held-out slices transposed alike
     torch.manual_seed(0)
     transposed = datasets.GridSliceDataset(test_tunes, n_bars=2)
-    real = vae.melody_statistics(np.stack([transposed[i].numpy() for i in range(len(transposed))]))
-    fake = vae.melody_statistics(samples)
+    real = metrics.melody_statistics(np.stack([transposed[i].numpy() for i in range(len(transposed))]))
+    fake = metrics.melody_statistics(samples)
     for key in ("pitch_class", "interval", "duration"):
         jsd = losses.js_divergence(torch.tensor(real[key]), torch.tensor(fake[key])).item()
         print(f"JSD(held-out, prior samples) on {key}: {jsd:.4f} nats")
     print(f"notes per bar: held-out {real['notes_per_bar']:.2f}, prior samples {fake['notes_per_bar']:.2f}")
 
-    timbre, timbre_sidecar = vae.load_timbre_pretrained(args.timbre)
+    timbre, timbre_sidecar = vae.load_pretrained("vae-timbre", args.timbre)
     notes = vae.timbre_note_set(timbre.config)
-    held_out = recipes.timbre_split(notes)
-    t_scores = recipes.score_timbre(timbre, notes, held_out)
+    held_out = recipes.vae.timbre_split(notes)
+    t_scores = recipes.vae.score_timbre(timbre, notes, held_out)
     print(f"\ntimbre VAE ({timbre_sidecar['command']}): 5-NN instrument accuracy on held-out pitches: latent "
           f"{t_scores['knn_latent']:.3f}, raw log-mel {t_scores['knn_log_mel']:.3f}; RMSE {t_scores['test_rmse']:.3f}")
 

@@ -10,7 +10,7 @@ import torch
 
 from musiclab import config, datasets, train
 from musiclab.models.ngram import NextTokenConfig, NextTokenMLP
-from musiclab.recipes import next_token_step
+from musiclab.recipes.next_token import next_token_step
 
 batch_size, out = int(sys.argv[1]), sys.argv[2]
 torch.set_num_threads(1)

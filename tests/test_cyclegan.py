@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from musiclab import audio, losses, recipes, symbolic
+from musiclab import audio, losses, recipes, symbolic, weights
 from musiclab.errors import BadInputError
 from musiclab.models import cyclegan
 
@@ -115,7 +115,7 @@ def test_log_mel_encoding_round_trip_above_the_floor():
 def test_unpaired_batches_draw_windows_from_each_side():
     side_a = [np.zeros((3, 10), np.float32), np.zeros((3, 12), np.float32)]
     side_b = [np.ones((3, 9), np.float32)]
-    batches = list(recipes.UnpairedBatches(side_a, side_b, batch_size=4, n_frames=8, batches_per_pass=2))
+    batches = list(recipes.cyclegan.UnpairedBatches(side_a, side_b, batch_size=4, n_frames=8, batches_per_pass=2))
     assert len(batches) == 2
     a, b = batches[0]
     assert a.shape == b.shape == (4, 3, 8) and a.sum() == 0 and b.min() == 1
@@ -133,8 +133,8 @@ def test_cyclegan_step_trains_both_sides():
     from musiclab.train import Updater
     before = [p.detach().clone() for p in model.parameters()]
     grids = torch.randint(0, symbolic.VOCAB_SIZE, (4, 16))
-    logged = recipes.cyclegan_step(model, discriminator_a, discriminator_b)((grids, grids.flip(0)),
-                                                                            Updater(optimizers, None, torch.device("cpu")))
+    logged = recipes.cyclegan.cyclegan_step(model, discriminator_a, discriminator_b)((grids, grids.flip(0)),
+                                                                                     Updater(optimizers, None, torch.device("cpu")))
     assert all(math.isfinite(float(v.detach())) for v in logged.values())
     assert any(not torch.equal(p, q) for p, q in zip(before, model.parameters()))
 
@@ -143,7 +143,7 @@ def test_cyclegan_step_trains_both_sides():
 
 
 def test_timbre_recipe_writes_loadable_weights(tmp_path):
-    result = recipes.train_cyclegan_timbre(out_dir=tmp_path, steps=2, command="test", progress=False)
+    result = recipes.cyclegan.train_cyclegan_timbre(out_dir=tmp_path, steps=2, command="test", progress=False)
     model, sidecar = cyclegan.load_pretrained(path=tmp_path / "cyclegan-timbre.safetensors")
     assert sidecar["command"] == "test" and sidecar["metrics"]["steps"] == 2
     assert result["test_lsd_input"] > 0
@@ -157,18 +157,18 @@ def test_timbre_recipe_trains_on_a_folder_of_melodies_and_skips_bad_files(tmp_pa
     (folder / "one.abc").write_text("X:1\nT:one\nM:4/4\nL:1/8\nK:G\nGABc d2B2|c2A2 G4|GABc d2B2|c2A2 G4|\n")
     (folder / "two.abc").write_text("X:1\nT:two\nM:4/4\nL:1/8\nK:D\nDEFG A2F2|G2E2 D4|DEFG A2F2|G2E2 D4|\n")
     (folder / "broken.mid").write_bytes(b"not a midi file")
-    recipes.train_cyclegan_timbre(out_dir=tmp_path, steps=1, progress=False, data=str(folder))
+    recipes.cyclegan.train_cyclegan_timbre(out_dir=tmp_path, steps=1, progress=False, data=str(folder))
     sidecar = json.loads((tmp_path / "cyclegan-timbre.json").read_text())
     assert "2 melodies from" in sidecar["data"]
     assert [name for name, _ in sidecar["skipped_files"]] == ["broken.mid"]
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(BadInputError, match="usable melodies"):
-        recipes.train_cyclegan_timbre(out_dir=tmp_path, steps=1, progress=False, data=str(empty))
+        recipes.cyclegan.train_cyclegan_timbre(out_dir=tmp_path, steps=1, progress=False, data=str(empty))
 
 
 def test_symbolic_recipe_scores_strength_and_preservation(tmp_path):
-    result = recipes.train_cyclegan_symbolic(out_dir=tmp_path, steps=2, progress=False)
+    result = recipes.cyclegan.train_cyclegan_symbolic(out_dir=tmp_path, steps=2, progress=False)
     model, sidecar = cyclegan.load_pretrained("cyclegan-symbolic", path=tmp_path / "cyclegan-symbolic.safetensors")
     assert (model.config.domain_a, model.config.domain_b) == recipes.cyclegan.SYMBOLIC_REGIONS
     for key in ("strength_a_to_b", "strength_before_a_to_b", "onset_a_to_b", "contour_b_to_a"):
@@ -178,7 +178,7 @@ def test_symbolic_recipe_scores_strength_and_preservation(tmp_path):
 
 @pytest.mark.parametrize("name", ["cyclegan-timbre", "cyclegan-symbolic"])
 def test_shipped_weights_load_with_their_provenance(name):
-    path = recipes.CHECKPOINTS / f"{name}.safetensors"
+    path = weights.CHECKPOINTS / f"{name}.safetensors"
     if not path.exists():
         pytest.skip(f"{name} not shipped yet")
     _, sidecar = cyclegan.load_pretrained(name)

@@ -195,7 +195,7 @@ def test_gan_step_updates_both_players(small):
     before = [p.clone() for p in generator.parameters()]
     batch = (torch.rand(4, config.n_mels, config.n_frames) * 2 - 1, torch.tensor([0, 1, 2, 3]), torch.tensor([0, 5, 9, 24]))
     for loss in ("hinge", "nonsaturating"):
-        logged = recipes.gan_step(generator, discriminator, loss=loss)(batch, update)
+        logged = recipes.gan.gan_step(generator, discriminator, loss=loss)(batch, update)
         assert set(logged) >= {"d_loss", "g_loss", "d_accuracy_real", "d_accuracy_fake"}
     assert calls == ["discriminator", "generator"] * 2
     assert any(not torch.equal(a, b) for a, b in zip(before, generator.parameters()))

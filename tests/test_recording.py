@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from musiclab import audio, recording, train
+from musiclab import audio, recording
 from musiclab.errors import BadInputError
 from musiclab.models import gan
 from musiclab.recipes import recording as recording_recipe
@@ -113,7 +113,7 @@ def test_train_on_a_folder_skips_bad_files(tmp_path, music):
     sidecar = json.loads((tmp_path / "run" / "recording-gan.json").read_text())
     assert [file for file, _ in sidecar["skipped"]] == [str(folder / "silent.wav")]
     assert "silent" in sidecar["skipped"][0][1] and result["n_slices"] > 10
-    generator, _ = train.load_weights(result["weights"], gan.Generator, gan.GanConfig)
+    generator, _ = gan.load_pretrained("recording-gan", result["weights"])
     assert generator.config.n_frames == 48
     with pytest.raises(BadInputError, match="no usable recording"):
         recording_recipe.train_recording_gan(tmp_path / "run2", steps=3, data=folder / "silent.wav", progress=False)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from musiclab import cli, losses, recipes, symbolic, train
+from musiclab import cli, losses, metrics, recipes, symbolic, weights
 from musiclab.errors import BadInputError
-from musiclab.models import rnn
+from musiclab.models import audio_rnn, rnn
 
 
 # Losses --------------------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ def test_made_masks_let_each_key_see_only_lower_keys():
 
 
 def test_gaussian_binned_nll_sums_to_one_and_matches_the_integral():
-    edges = rnn.mu_law_bin_edges(256)
+    edges = audio_rnn.mu_law_bin_edges(256)
     mean, sigma = torch.tensor(0.1, dtype=torch.float64), 0.05
     all_bins = torch.arange(256)
     probs = torch.stack([torch.exp(-losses.gaussian_binned_nll(b[None], mean[None], sigma, edges)) for b in all_bins])
@@ -98,34 +98,35 @@ def _hand_roll() -> np.ndarray:
 
 
 def test_scorer_units_on_a_hand_computable_roll():
-    score = rnn.score_rolls(_constant_model(0.5), [_hand_roll()])
+    score = metrics.score_rolls(_constant_model(0.5), [_hand_roll()])
     assert score["n_frames"] == 3 and score["n_rolls"] == 1
     assert score["nll_per_frame"] == pytest.approx(88 * math.log(2), rel=1e-5)  # 61.0 nats per frame
     # p = 0.1: frames 1..3 have 3, 4 and 0 keys on.
     on = np.array([3, 4, 0])
     expected = -np.mean(on * math.log(0.1) + (88 - on) * math.log(0.9))
-    assert rnn.score_rolls(_constant_model(0.1), [_hand_roll()])["nll_per_frame"] == pytest.approx(expected, rel=1e-5)
+    score = metrics.score_rolls(_constant_model(0.1), [_hand_roll()])
+    assert score["nll_per_frame"] == pytest.approx(expected, rel=1e-5)
 
 
 def test_scorer_pools_frames_over_rolls_of_different_lengths():
     model = _constant_model(0.1)
     short, long = _hand_roll()[:2], _hand_roll()
-    pooled = rnn.score_rolls(model, [short, long])
+    pooled = metrics.score_rolls(model, [short, long])
     per_frame = [-(3 * math.log(0.1) + 85 * math.log(0.9))] * 2 + [-(4 * math.log(0.1) + 84 * math.log(0.9)),
                                                                   -88 * math.log(0.9)]
     assert pooled["n_frames"] == 4 and pooled["nll_per_frame"] == pytest.approx(np.mean(per_frame), rel=1e-5)
 
 
 def test_score_command_on_npz_and_midi(tmp_path, capsys):
-    weights = tmp_path / "constant.safetensors"
-    train.save_weights(weights, _constant_model(0.5), rnn.PolyConfig(hidden_dim=4, dropout=0.0), {})
+    weights_path = tmp_path / "constant.safetensors"
+    weights.save_weights(weights_path, "poly-rnn", _constant_model(0.5), rnn.PolyConfig(hidden_dim=4, dropout=0.0), {})
     np.savez(tmp_path / "rolls.npz", a=_hand_roll(), b=_hand_roll())
-    assert cli.main(["score", "poly-rnn", str(tmp_path / "rolls.npz"), "--weights", str(weights)]) == 0
+    assert cli.main(["score", "poly-rnn", str(tmp_path / "rolls.npz"), "--weights", str(weights_path)]) == 0
     out = capsys.readouterr().out
     assert f"{88 * math.log(2):.4f} nats per frame" in out and "6 frames in 2 piano roll(s)" in out
     notes = symbolic.pianoroll_to_notes(_hand_roll()[1:3])
     symbolic.notes_to_midi(notes, tmp_path / "chords.mid")
-    result = recipes.score_pianoroll_file("poly-rnn", tmp_path / "chords.mid", weights)
+    result = recipes.rnn.score_pianoroll_file("poly-rnn", tmp_path / "chords.mid", weights_path)
     assert result["n_frames"] == 1 and result["nll_per_frame"] == pytest.approx(88 * math.log(2), rel=1e-5)
 
 
@@ -139,21 +140,21 @@ def test_score_command_on_npz_and_midi(tmp_path, capsys):
 def test_bad_piano_rolls_are_named(tmp_path, arrays, message):
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(BadInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        rnn.score_rolls(_constant_model(0.5), rnn.read_pianorolls(tmp_path / "bad.npz"))
+        metrics.score_rolls(_constant_model(0.5), recipes.rnn.read_pianorolls(tmp_path / "bad.npz"))
 
 
 def test_bad_files_are_named(tmp_path):
     (tmp_path / "empty.npz").write_bytes(b"")
     with pytest.raises(BadInputError, match="empty file"):
-        rnn.read_pianorolls(tmp_path / "empty.npz")
+        recipes.rnn.read_pianorolls(tmp_path / "empty.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(BadInputError, match="not a readable .npz"):
-        rnn.read_pianorolls(tmp_path / "junk.npz")
+        recipes.rnn.read_pianorolls(tmp_path / "junk.npz")
     (tmp_path / "roll.txt").write_text("0 1")
     with pytest.raises(BadInputError, match="expected a MIDI file"):
-        rnn.read_pianorolls(tmp_path / "roll.txt")
+        recipes.rnn.read_pianorolls(tmp_path / "roll.txt")
     with pytest.raises(BadInputError, match="no train.npz"):
-        rnn.read_pianoroll_folder(tmp_path)
+        recipes.rnn.read_pianoroll_folder(tmp_path)
 
 
 def test_train_poly_on_user_npz_folder(tmp_path):
@@ -161,7 +162,7 @@ def test_train_poly_on_user_npz_folder(tmp_path):
     rolls = {f"r{i}": (rng.random((12, 88)) < 0.05).astype(np.uint8) for i in range(6)}
     np.savez(tmp_path / "train.npz", **rolls)
     np.savez(tmp_path / "valid.npz", **dict(list(rolls.items())[:2]))
-    result = recipes.train_poly(out_dir=tmp_path / "out", steps=3, data=str(tmp_path), progress=False)
+    result = recipes.rnn.train_poly(out_dir=tmp_path / "out", steps=3, data=str(tmp_path), progress=False)
     assert (tmp_path / "out" / "poly-rnn.safetensors").exists() and "test_nll" not in result
     assert 0 < result["valid_nll"] < 88 * math.log(2) + 1
 
@@ -200,7 +201,7 @@ def test_melody_rnn_shapes_top_k_and_conditions():
 def test_melody_sequences_shift_by_one_and_pad_with_ignore():
     config = _melody_model().config
     tune = type("T", (), {"region": "Irish", "tune_type": "reel", "grid": np.array([2, 1, 5, 0, 7])})()
-    x, y, region, tune_type = rnn.melody_sequences([tune], config, length=4)
+    x, y, region, tune_type = recipes.rnn.melody_sequences([tune], config, length=4)
     assert x.tolist() == [[config.start_token, 2, 1, 5], [0, 0, 0, 0]]
     assert y.tolist() == [[2, 1, 5, 0], [7, -100, -100, -100]]
     assert region.tolist() == [1, 1] and tune_type.tolist() == [1, 1]
@@ -215,18 +216,18 @@ def test_melody_prime_rejects_polyphony_and_reads_abc():
 
 def test_melody_statistics():
     grid = np.array([2 + 24, 1, 2 + 26, 1, 1, 1, 0, 2 + 24])  # C4 (2), D4 (4 + rest), C4 (1)
-    pitches, durations = rnn.grid_notes(grid)
+    pitches, durations = metrics.grid_notes(grid)
     assert pitches.tolist() == [60, 62, 60] and durations.tolist() == [2, 5, 1]
-    h = rnn.melody_histograms([grid])
+    h = metrics.melody_histograms([grid])
     assert h["interval"][12 + 2] == 0.5 and h["pitch_class"][0] == pytest.approx(2 / 3)
     long_run = np.array([2 + i for i in range(10)])
-    assert rnn.copied_fraction([long_run], [long_run]) == 1.0
-    assert rnn.copied_fraction([long_run], [long_run[::-1]]) == 0.0
+    assert metrics.copy_rate([long_run], [long_run]) == 1.0
+    assert metrics.copy_rate([long_run], [long_run[::-1]]) == 0.0
 
 
 def test_audio_rnn_outputs_and_generation():
     for output in ("categorical", "gaussian"):
-        model = rnn.AudioRNN(rnn.AudioConfig(hidden_dim=8, embed_dim=4, output=output))
+        model = audio_rnn.AudioRNN(audio_rnn.AudioConfig(hidden_dim=8, embed_dim=4, output=output))
         out, _ = model(torch.zeros(2, 10, dtype=torch.long))
         assert out.shape == ((2, 10, 256) if output == "categorical" else (2, 10))
         levels = model.generate(50, prime=[128, 130], sigma=0.01, generator=torch.Generator().manual_seed(0))
@@ -239,7 +240,7 @@ def test_train_command_with_data_on_a_midi_folder(tmp_path, capsys):
         roll = (rng.random((10, 88)) < 0.04).astype(np.uint8)
         roll[:, 39] = 1  # never an empty file
         symbolic.notes_to_midi(symbolic.pianoroll_to_notes(roll), tmp_path / f"piece{i}.mid")
-    data = rnn.read_pianoroll_folder(tmp_path)
+    data = recipes.rnn.read_pianoroll_folder(tmp_path)
     assert len(data["train"]) + len(data["valid"]) == 12 and data["valid"]
     out = tmp_path / "out"
     assert cli.main(["train", "poly-made", "--steps", "2", "--data", str(tmp_path), "--out", str(out)]) == 0

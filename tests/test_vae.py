@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from musiclab import losses, recipes, symbolic
+from musiclab import losses, metrics, recipes, symbolic
 from musiclab.errors import BadInputError
 from musiclab.models import vae
 
@@ -134,7 +134,7 @@ def test_melody_vae_overfits_one_batch():
     tokens = torch.from_numpy(np.tile(np.array([[20, 1, 1, 1, 22, 1, 24, 1] * 2]), (4, 1)))
     tokens[2:, ::8] = 27
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    step = recipes.vae_melody_step(model, beta=0.1, free_nats=2.0, warmup_steps=50)
+    step = recipes.vae.vae_melody_step(model, beta=0.1, free_nats=2.0, warmup_steps=50)
 
     def update(loss):
         optimizer.zero_grad()
@@ -157,13 +157,13 @@ def test_interpolation_endpoints_and_norm():
 
 def test_melody_statistics():
     grid = np.array([[2 + 24, 1, 1, 1, 2 + 26, 1, 0, 0] * 4])
-    stats = vae.melody_statistics(grid)
+    stats = metrics.melody_statistics(grid)
     assert stats["pitch_class"][0] == pytest.approx(0.5) and stats["pitch_class"][2] == pytest.approx(0.5)
     assert stats["interval"][12 + 2] == pytest.approx(4 / 7) and stats["interval"][12 - 2] == pytest.approx(3 / 7)
     assert stats["notes_per_bar"] == pytest.approx(8 / (32 / 16))
     assert stats["rest_share"] == pytest.approx(0.25)
     with pytest.raises(BadInputError):
-        vae.melody_statistics(np.zeros((0, 32)))
+        metrics.melody_statistics(np.zeros((0, 32)))
 
 
 # Timbre VAE -----------------------------------------------------------------------------------------
