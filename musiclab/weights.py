@@ -30,6 +30,7 @@ CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 MAX_PARAMETERS = 20_000_000
 MAX_CONFIG_INT = 1_000_000  # no size, rate or count in any config is near this
 MAX_HEADER_BYTES = 10_000_000  # the JSON header of a safetensors file (names, shapes, offsets)
+MAX_SIDECAR_BYTES = 50_000_000  # a sidecar with a long training history has a few hundred kB
 
 
 def save_weights(path, name: str, model: nn.Module, config, meta: dict | None = None) -> Path:
@@ -64,6 +65,8 @@ def read_sidecar(path) -> dict:
     if not sidecar_path.is_file():
         raise BadInputError(f"{sidecar_path}: no sidecar (the JSON file with the model name and config that "
                             "belongs next to the weights)")
+    if sidecar_path.stat().st_size > MAX_SIDECAR_BYTES:
+        raise BadInputError(f"{sidecar_path}: {sidecar_path.stat().st_size:,} bytes is too large for a sidecar")
     try:
         sidecar = json.loads(sidecar_path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -95,15 +98,17 @@ def load_weights(path, name: str, model_class, config_class) -> tuple[nn.Module,
     _check_header(path)
     sidecar = read_sidecar(path)
     sidecar_path = path.with_suffix(".json")
-    if sidecar.get("model") != name:
-        found = f"{sidecar['model']!r}" if "model" in sidecar else "no model name"
-        raise BadInputError(f"{path}: weights of {found}, not of {name!r} (sidecar {sidecar_path.name})")
+    if "model" not in sidecar:
+        raise BadInputError(f"{path}: its sidecar {sidecar_path.name} records no model name (add "
+                            f"\"model\": \"{name}\" to it if these are {name} weights)")
+    if sidecar["model"] != name:
+        raise BadInputError(f"{path}: weights of {sidecar['model']!r}, not of {name!r} (sidecar {sidecar_path.name})")
     model_config = _build_config(sidecar["config"], config_class, sidecar_path)
     with torch.device("meta"):  # count the parameters first: nothing is allocated on the meta device
         n_parameters = sum(p.numel() for p in _build_model(model_class, model_config, sidecar_path).parameters())
     if n_parameters > MAX_PARAMETERS:
         raise BadInputError(f"{sidecar_path}: its config builds {n_parameters:,} parameters, more than the "
-                            f"{MAX_PARAMETERS:,} any model of the book has")
+                            f"{MAX_PARAMETERS:,} allowed (the book's largest model has about 1.1 million)")
     model = _build_model(model_class, model_config, sidecar_path)
     model.load_state_dict(_read_tensors(path, model))
     return model.eval(), sidecar
@@ -174,24 +179,33 @@ def _build_model(model_class, model_config, sidecar_path: Path) -> nn.Module:
 
 
 def _read_tensors(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
-    """The tensors of ``path``, checked against the names and shapes of ``model``'s state."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    """The tensors of ``path``, their names and shapes checked against ``model``'s state before any
+    is read, their values checked to be finite after."""
+    from safetensors import SafetensorError, safe_open
 
+    expected = model.state_dict()
     try:
-        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as file:
+            names = set(file.keys())
+            missing, unexpected = sorted(set(expected) - names), sorted(names - set(expected))
+            if missing or unexpected:
+                raise BadInputError(f"{path}: tensors do not match the model: missing {_few(missing)}, "
+                                    f"unexpected {_few(unexpected)}")
+            for name in sorted(names):
+                shape = tuple(file.get_slice(name).get_shape())
+                if shape != tuple(expected[name].shape):
+                    raise BadInputError(f"{path}: tensor {name!r} has shape {shape}, the model's config "
+                                        f"needs {tuple(expected[name].shape)}")
+            tensors = {name: file.get_tensor(name) for name in names}
+    except BadInputError:
+        raise
     except (SafetensorError, OSError, ValueError) as error:
         raise BadInputError(f"{path}: not readable safetensors weights ({error})") from None
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise BadInputError(f"{path}: tensors do not match the model: missing {missing[:5]}"
-                            f"{' ...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
-                            f"{' ...' if len(unexpected) > 5 else ''}")
-    for key, tensor in tensors.items():
-        if tensor.shape != expected[key].shape:
-            raise BadInputError(f"{path}: tensor {key!r} has shape {tuple(tensor.shape)}, the model's config "
-                                f"needs {tuple(expected[key].shape)}")
+    for name, tensor in tensors.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise BadInputError(f"{path}: tensor {key!r} holds NaN or infinite values")
+            raise BadInputError(f"{path}: tensor {name!r} holds NaN or infinite values")
     return tensors
+
+
+def _few(names: list[str]) -> str:
+    return f"{names[:5]}{' ...' if len(names) > 5 else ''}"

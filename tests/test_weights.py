@@ -109,6 +109,11 @@ def _unreadable_header(path):
     path.write_bytes(data[:8] + b"\xff" * n + data[8 + n:])
 
 
+def _grow(path, n_bytes):
+    with open(path, "r+b") as file:
+        file.truncate(n_bytes)  # sparse: takes no disk space
+
+
 def _poly_made_weights(path):
     made = rnn.PolyConfig(hidden_dim=4, dropout=0.0, made_dim=8, output="made")
     weights.save_weights(path, "poly-made", rnn.PolyRNN(made), made)
@@ -127,6 +132,8 @@ DAMAGE = {
     "garbage sidecar": (lambda p: p.with_suffix(".json").write_text("{not json"), "not a JSON sidecar"),
     "null sidecar": (lambda p: p.with_suffix(".json").write_text("null"), "expected a JSON object, got NoneType"),
     "list sidecar": (lambda p: p.with_suffix(".json").write_text("[1, 2]"), "expected a JSON object, got list"),
+    "huge sidecar": (lambda p: _grow(p.with_suffix(".json"), weights.MAX_SIDECAR_BYTES + 1),
+                     "50,000,001 bytes is too large for a sidecar"),
     "no config": (lambda p: _edit_sidecar(p, lambda s: s.pop("config")), 'no "config" object'),
     "config not an object": (lambda p: _edit_sidecar(p, lambda s: s.update(config=[4])), 'no "config" object'),
     "unknown key": (lambda p: _edit_sidecar(p, lambda s: s["config"].update(layers=3)),
@@ -142,7 +149,7 @@ DAMAGE = {
     "bad value": (lambda p: _edit_sidecar(p, lambda s: s["config"].update(output="gaussian")),
                   "does not build a PolyRNN|output"),
     "no model name": (lambda p: _edit_sidecar(p, lambda s: s.pop("model")),
-                      "weights of no model name, not of 'poly-rnn'"),
+                      r'records no model name \(add "model": "poly-rnn"'),
     "another model": (_poly_made_weights, "weights of 'poly-made', not of 'poly-rnn'"),
     "missing tensor": (lambda p: _resave_tensors(p, lambda t: t.pop("key_bias.weight")),
                        r"missing \['key_bias.weight'\]"),
@@ -190,7 +197,7 @@ def test_a_huge_config_is_refused_before_any_memory_is_allocated(saved):
             super().__init__(config)
             devices.append(next(self.parameters()).device.type)
 
-    with pytest.raises(BadInputError, match=r"builds [\d,]+ parameters, more than the 20,000,000"):
+    with pytest.raises(BadInputError, match=r"builds [\d,]+ parameters, more than the 20,000,000 allowed"):
         weights.load_weights(saved, "poly-rnn", Spy, rnn.PolyConfig)
     assert devices == ["meta"]
     # the same config within bounds is built for real

@@ -9,7 +9,7 @@ instrument, turned into audio by Griffin-Lim.
   *projection* output ``w . h + <e_pitch, h> + <e_instrument, h>`` (Miyato and Koyama 2018).
 
 The losses are in `musiclab.losses` (GAN section); the step function and recipe in
-`musiclab.recipes` (``gan_step``, ``train_gan``).
+`musiclab.recipes.gan` (``gan_step``, ``train_gan``); `load_pretrained` loads the shipped generators.
 
 Chapter: notebooks/03_gan.ipynb
 """

@@ -7,7 +7,7 @@
   giving the mean of a fixed-variance Gaussian over the (normalised) log-mel.
 
 Both return tensors, never a loss; the ELBO pieces are in `musiclab.losses` (VAE section), the
-step functions and recipes in `musiclab.recipes` (``vae_melody_step``, ``train_vae_melody``, ...).
+step functions and recipes in `musiclab.recipes.vae` (``vae_melody_step``, ``train_vae_melody``, ...).
 
 Chapter: notebooks/04_vae.ipynb
 """

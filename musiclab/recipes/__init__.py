@@ -23,6 +23,10 @@ batches with ``min(batch_size, n)`` so that a small folder still trains.
 Under ``torchrun --nproc_per_node=N`` every recipe trains with DistributedDataParallel through
 `train.fit` (nothing to do in a recipe; only the first process writes files).
 
+Code that uses a recipe's pieces names the chapter's module: ``recipes.gan.gan_step``,
+``recipes.rnn.train_melody``; a trained model is loaded by its family's ``load_pretrained``
+(``models.rnn.load_pretrained("melody-rnn")``).
+
 Chapter: notebooks/02_learning_to_generate.ipynb
 """
 import functools
