@@ -30,6 +30,7 @@ LAYERS = [
 ]
 LEVEL = {pattern: level for level, (_, patterns) in enumerate(LAYERS) for pattern in patterns}
 FORBIDDEN_IN_MODELS = ("recipes", "train", "metrics", "datasets")
+ALLOWED_IN_MODELS = ("errors", "losses", "symbolic", "audio", "weights", "models")  # and torch, numpy
 
 
 def module_names() -> dict[str, Path]:
@@ -108,6 +109,14 @@ def test_models_import_no_recipes_training_metrics_or_data():
     wrong = [f"{MODULES[name].relative_to(PACKAGE.parent)}:{line}: {_shown(name)} imports {_shown(target)}"
              for name, targets in GRAPH.items() if name == "models" or name.startswith("models.")
              for target, line in targets if target.split(".")[0] in FORBIDDEN_IN_MODELS]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_models_import_only_losses_signals_and_weights():
+    """A model file holds the model, its config, its sampling and its loader: nothing else of the package."""
+    wrong = [f"{MODULES[name].relative_to(PACKAGE.parent)}:{line}: {_shown(name)} imports {_shown(target)}"
+             for name, targets in GRAPH.items() if name == "models" or name.startswith("models.")
+             for target, line in targets if target.split(".")[0] not in ALLOWED_IN_MODELS]
     assert not wrong, "\n".join(wrong)
 
 
