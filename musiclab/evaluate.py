@@ -398,9 +398,9 @@ def transposed_phrases(tunes, n: int, seed: int = 0) -> list[np.ndarray]:
 def melody_rnn_samples(conditions, n_bars: int, seed: int = 0, temperature: float = 1.0) -> list[np.ndarray]:
     """One melody of ``n_bars`` bars from the shipped chapter-5 melody RNN per (region, tune type)
     in ``conditions`` (labels it has not seen count as unknown)."""
-    from .recipes import load_rnn
+    from .models import rnn
 
-    model = load_rnn("melody-rnn")[0]
+    model = rnn.load_pretrained("melody-rnn")[0]
     generator = torch_generator(seed)
     return [model.generate(16 * n_bars, region=region, tune_type=tune_type, temperature=temperature,
                            generator=generator) for region, tune_type in conditions]
@@ -412,7 +412,7 @@ def vae_prior_samples(n: int, seed: int = 0, temperature: float = 1.0) -> list[n
 
     from .models import vae
 
-    model = vae.load_melody_pretrained()[0].eval()
+    model = vae.load_pretrained("vae-melody")[0]
     generator = torch_generator(seed)
     z = torch.randn(n, model.config.z_dim, generator=generator)
     return list(model.decode(z, temperature=temperature, generator=generator).numpy())
