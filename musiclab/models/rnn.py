@@ -353,67 +353,6 @@ def score_rolls(model: PolyRNN, rolls, batch_size: int = 32) -> dict:
     return {"nll_per_frame": total / n_frames, "n_frames": n_frames, "n_rolls": len(rolls)}
 
 
-def read_pianorolls(path, n_keys: int = 88) -> list[np.ndarray]:
-    """Read piano rolls a user brings: a MIDI file (quarter-note frames, as in the JSB data) or an
-    ``.npz`` of (T, n_keys) 0/1 arrays (every array in the file is one roll)."""
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.exists():
-        raise BadInputError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise BadInputError(f"{path}: empty file")
-    suffix = path.suffix.lower()
-    if suffix in symbolic.MIDI_SUFFIXES:
-        notes = symbolic.midi_to_notes(path)
-        if not notes:
-            raise BadInputError(f"{path}: no notes")
-        return check_rolls([symbolic.notes_to_pianoroll(notes)], n_keys, str(path))
-    if suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                rolls = [data[key] for key in data.files]
-        except (ValueError, OSError) as error:
-            raise BadInputError(f"{path}: not a readable .npz file ({error})") from None
-        return check_rolls(rolls, n_keys, str(path))
-    raise BadInputError(f"{path}: expected a MIDI file (.mid, .midi) or an .npz of (T, {n_keys}) arrays")
-
-
-def read_pianoroll_folder(path, n_keys: int = 88, skipped: list | None = None) -> dict[str, list[np.ndarray]]:
-    """Training data a user brings for ``train poly-rnn --data PATH``: ``train.npz`` and ``valid.npz``
-    in PATH, or a folder of MIDI files (10 % of the files validate, at least one, chosen by
-    `datasets.split_ranked`). Returns ``{"train": rolls, "valid": rolls}``. With a list ``skipped``,
-    unreadable MIDI files are appended to it as ``(file name, reason)`` instead of raising."""
-    from pathlib import Path
-
-    from .. import datasets
-
-    folder = Path(path)
-    if not folder.is_dir():
-        raise BadInputError(f"{folder}: not a folder")
-    if (folder / "train.npz").exists():
-        if not (folder / "valid.npz").exists():
-            raise BadInputError(f"{folder}: has train.npz but no valid.npz")
-        return {split: read_pianorolls(folder / f"{split}.npz", n_keys) for split in ("train", "valid")}
-    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in symbolic.MIDI_SUFFIXES)
-    if not files:
-        raise BadInputError(f"{folder}: no train.npz / valid.npz and no MIDI files")
-    rolls = {}
-    for file in files:
-        try:
-            rolls[file.name] = read_pianorolls(file, n_keys)
-        except BadInputError as error:
-            if skipped is None:
-                raise
-            skipped.append((file.name, str(error).replace(f"{file}: ", "")))
-    if len(rolls) < 2:
-        raise BadInputError(f"{folder}: {len(rolls)} usable MIDI file(s) cannot be split into train and valid; "
-                            "bring at least 2")
-    splits = datasets.split_ranked(list(rolls), valid=0.1, test=0.0)
-    return {split: [r for (name, file_rolls), s in zip(rolls.items(), splits) if s == split for r in file_rolls]
-            for split in ("train", "valid")}
-
-
 # Sample-level audio RNN ----------------------------------------------------------------------------
 
 

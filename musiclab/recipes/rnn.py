@@ -12,7 +12,7 @@ import torch
 
 from .. import config, datasets, losses, metrics, train
 from ..errors import BadInputError
-from .common import CHECKPOINTS, _finish, _keep_best, _report_skipped, user_audio, user_melodies
+from .common import CHECKPOINTS, _finish, _keep_best
 
 
 def poly_step(model):
@@ -46,7 +46,7 @@ def poly_batches(rolls, batch_size: int = 16, n_frames: int | None = None):
 def train_poly(out_dir="runs", steps: int | None = None, command: str = "", output: str = "independent",
                data: str | None = None, progress: bool = True, name: str | None = None) -> dict:
     """The chapter-5 polyphonic LSTM (independent or NADE outputs) on the JSB-like chorales, or on
-    the piano rolls in folder ``data`` (see `models.rnn.read_pianoroll_folder`).
+    the piano rolls in folder ``data`` (see `datasets.user.read_pianoroll_folder`).
 
     Trains with early stopping on the validation NLL; reports nats per frame on valid (and test for
     the chorales), the convention of the published JSB Chorales results.
@@ -60,9 +60,7 @@ def train_poly(out_dir="runs", steps: int | None = None, command: str = "", outp
         rolls = {split: [c.roll for c in datasets.load_chorales(split)] for split in datasets.SPLITS}
         description = "JSB-like Bach chorales (music21 corpus, quarter-note frames, in C), split by hash"
     else:
-        rolls = rnn.read_pianoroll_folder(data, skipped=skipped)
-        _report_skipped(skipped)
-        description = f"user piano rolls from {data}, {len(skipped)} files skipped"
+        rolls, description, skipped = datasets.user.read_pianoroll_folder(data)
     model_config = rnn.PolyConfig(output=output, hidden_dim=config.pick(128, 256),
                                   dropout=config.pick(0.2, 0.4), made_dim=config.pick(128, 512))
     model = rnn.PolyRNN(model_config)
@@ -113,7 +111,7 @@ def score_pianoroll_file(name: str, path, weights=None) -> dict:
     if name not in ("poly-rnn", "poly-made"):
         raise BadInputError(f"score: {name!r} does not score piano rolls; use poly-rnn or poly-made")
     model, _ = load_rnn(name, weights)
-    return rnn.score_rolls(model, rnn.read_pianorolls(path))
+    return rnn.score_rolls(model, datasets.user.read_pianorolls(path))
 
 
 def melody_step(model):
@@ -173,10 +171,11 @@ def melody_generation_report(model, train_tunes, held_out_tunes, n_tunes: int = 
 
 
 def train_melody(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
-                 data=None) -> dict:
+                 data=None, melody: str = "single") -> dict:
     """The chapter-5 melody RNN: an LSTM language model over the folk melodies' event grids,
     conditioned on region and tune type; or over the melody files in folder ``data`` (see
-    `common.user_melodies`; they have no labels, so the conditions are all "unknown")."""
+    `datasets.user.read_melodies`, ``melody`` its rule for chords; they have no labels, so the conditions
+    are all "unknown")."""
     from ..models import rnn
 
     config.seed_everything(0)
@@ -184,7 +183,7 @@ def train_melody(out_dir="runs", steps: int | None = None, command: str = "", pr
         train_tunes, valid_tunes = datasets.load_folk("train"), datasets.load_folk("valid")
         description, skipped = "folk melodies (music21 corpus), train/valid split by hash", []
     else:
-        tunes, description, skipped = user_melodies(data)
+        tunes, description, skipped = datasets.user.read_melodies(data, melody)
         train_tunes, valid_tunes = tunes["train"], tunes["valid"]
     regions, tune_types = rnn.condition_labels(train_tunes, min_count=config.pick(10, 50))
     model_config = rnn.MelodyConfig(regions=regions, tune_types=tune_types, hidden_dim=config.pick(128, 256),
@@ -281,7 +280,7 @@ def train_audio(out_dir="runs", steps: int | None = None, command: str = "", out
                 progress: bool = True, data=None) -> dict:
     """The chapter-5 sample-level audio RNN on SoundFont clarinet notes at 8 kHz, with a categorical
     mu-law output (``audio-rnn``) or a Gaussian output trained with MSE (``audio-rnn-mse``); or on
-    0.5 s segments of the recordings in ``data`` at 8 kHz (see `common.user_audio`; held out: at
+    0.5 s segments of the recordings in ``data`` at 8 kHz (see `datasets.user.read_audio_segments`; held out: at
     most 16 validation segments)."""
     from .. import audio
     from ..models import rnn
@@ -294,7 +293,7 @@ def train_audio(out_dir="runs", steps: int | None = None, command: str = "", out
         description, skipped = (f"SoundFont TimGM6mb program {AUDIO_PROGRAM}, {AUDIO_SR} Hz, train pitches "
                                 f"{list(AUDIO_TRAIN_PITCHES)}, held-out pitches {list(AUDIO_HELD_OUT_PITCHES)}"), []
     else:
-        segments, description, skipped = user_audio(data, AUDIO_SR, 0.5)
+        segments, description, skipped = datasets.user.read_audio_segments(data, AUDIO_SR, 0.5, "the audio RNN")
         train_levels = torch.from_numpy(audio.mu_law_encode(segments["train"]))
         held_out = torch.from_numpy(audio.mu_law_encode(segments["valid"][:16]))
     model_config = rnn.AudioConfig(output=output, hidden_dim=config.pick(64, 128))
