@@ -562,12 +562,11 @@ def _check_musicxml(path: Path) -> None:
             with zipfile.ZipFile(path) as archive:
                 members = [m for m in archive.infolist() if not m.filename.startswith("META-INF/")]
                 unpacked = sum(m.file_size for m in archive.infolist())
-                if unpacked > MAX_BYTES:
-                    raise BadInputError(f"{path}: unpacks to {unpacked:,} bytes > limit {MAX_BYTES:,}; "
-                                        f"is it really one score?")
-                n_notes = sum(archive.read(m).count(b"<note") for m in members)
+                n_notes = sum(archive.read(m).count(b"<note") for m in members) if unpacked <= MAX_BYTES else 0
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
             raise BadInputError(f"{path}: corrupt compressed MusicXML file ({_describe(exc)})") from None
+        if unpacked > MAX_BYTES:
+            raise BadInputError(f"{path}: unpacks to {unpacked:,} bytes > limit {MAX_BYTES:,}; is it really one score?")
     _check_length(str(path), 0, n_notes)
 
 

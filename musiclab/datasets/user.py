@@ -229,7 +229,7 @@ def _npz_shapes(path: Path) -> None:
     Python objects, 2-D number arrays of at most ``MAX_FRAMES`` frames."""
     with open(path, "rb") as f:
         if f.read(2) != b"PK":
-            raise BadInputError(f"{path}: not an .npz file (no zip header); save rolls with numpy.savez")
+            raise BadInputError(f"{path}: not a readable .npz file (no zip header); save rolls with numpy.savez")
     try:
         with zipfile.ZipFile(path) as archive:
             for member in archive.infolist():
@@ -268,7 +268,7 @@ def read_pianorolls(path, n_keys: int = 88) -> list[np.ndarray]:
     with np.load(path, allow_pickle=False) as arrays:
         rolls = {key: arrays[key] for key in arrays.files}
     if not rolls:
-        raise BadInputError(f"{path}: no arrays in it")
+        raise BadInputError(f"{path}: empty (no arrays in it)")
     out = []
     for key, roll in rolls.items():
         label = f"{path}: {key}" if len(rolls) > 1 else str(path)
@@ -308,10 +308,11 @@ def read_pianoroll_folder(data, n_keys: int = 88) -> tuple[dict[str, list[np.nda
                  for split in ("train", "valid")}
         how = "train.npz and valid.npz"
     else:
+        files = [f for f in _entries(folder) if f.suffix.lower() in PIANOROLL_SUFFIXES]
+        if not files:
+            raise BadInputError(f"{folder}: no train.npz / valid.npz and no MIDI or .npz files")
         by_file = {}
-        for file in _entries(folder):
-            if file.suffix.lower() not in PIANOROLL_SUFFIXES:
-                continue
+        for file in files:
             try:
                 by_file[file.name] = usable(file.name, read_pianorolls(file, n_keys))
             except BadInputError as error:
