@@ -153,8 +153,11 @@ def test_bad_files_are_named(tmp_path):
     (tmp_path / "roll.txt").write_text("0 1")
     with pytest.raises(BadInputError, match="expected a MIDI file"):
         user.read_pianorolls(tmp_path / "roll.txt")
-    with pytest.raises(BadInputError, match="no train.npz"):
+    with pytest.raises(BadInputError, match=r"0 usable piano-roll file\(s\) \(2 skipped\)"):
         user.read_pianoroll_folder(tmp_path)
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(BadInputError, match="no train.npz"):
+        user.read_pianoroll_folder(tmp_path / "nothing")
 
 
 def test_train_poly_on_user_npz_folder(tmp_path):
