@@ -37,7 +37,7 @@ MELODY_SUFFIXES = MIDI_SUFFIXES + (".abc", ".xml", ".musicxml", ".mxl")
 MAX_BYTES = 20_000_000  # on disk, and unpacked for a compressed MusicXML (.mxl) file
 MAX_QUARTERS = 4096  # 1,024 bars of 4/4: 34 minutes at 120 quarter notes per minute
 MAX_NOTES = 50_000
-MAX_ABC_BARS = 256  # music21's ABC parser slows down with the square of the number of bars
+MAX_ABC_BARS = 512  # music21's ABC parser slows with the square of the bars (512: ~6 s); the corpus's longest: 291
 MELODY_RULES = ("single", "top")  # how a melody file with chords is read: refused, or its top line
 # Performed melodies overlap by a few milliseconds (legato); overlaps shorter than this (a 32nd
 # note, in quarters) are trimmed instead of being called polyphonic.

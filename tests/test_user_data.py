@@ -135,7 +135,7 @@ def test_too_many_notes_are_counted_from_the_events(tmp_path, monkeypatch):
 def test_abc_bars_are_counted_before_parsing(tmp_path):
     (tmp_path / "long.abc").write_text("X:1\nM:4/4\nL:1/8\nK:C\n" + "CDEF GABc|" * 2000 + "\n")  # 20 kB
     start = time.perf_counter()
-    with pytest.raises(BadInputError, match=r"long.abc: too long \(2,000 bars > limit 256\)"):
+    with pytest.raises(BadInputError, match=r"long.abc: too long \(2,000 bars > limit 512\)"):
         symbolic.read_notes(tmp_path / "long.abc")
     assert time.perf_counter() - start < 1
 
