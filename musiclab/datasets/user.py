@@ -68,13 +68,17 @@ def _reason(error: BadInputError, file: Path) -> str:
     return str(error).replace(f"{file}: ", "")
 
 
+def _first_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"  # torchrun numbers its processes; one of them reports
+
+
 def report_skipped(skipped: list[tuple[str, str]]) -> None:
     """Print the skipped files and why, one a line, to stderr (in the first process only, under
-    ``torchrun``, which numbers its processes with ``RANK``).
+    ``torchrun``).
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
-    if skipped and os.environ.get("RANK", "0") == "0":
+    if skipped and _first_process():
         print(f"skipped {len(skipped)} unusable file(s):", file=sys.stderr)
         for name, reason in skipped:
             print(f"  {name}: {reason}", file=sys.stderr)
@@ -138,11 +142,15 @@ def _read_melody_folder(folder: Path, melody: str, label: str) -> tuple[list[Tun
     return tunes, skipped, reduced
 
 
-def _describe_reduced(reduced: list[tuple[str, int]]) -> str:
+def _add_reduced(description: str, reduced: list[tuple[str, int]]) -> str:
+    """Print how many chords were reduced to their top note, and add it to the description."""
     if not reduced:
-        return ""
+        return description
     files = ", ".join(f"{name} {count}" for name, count in reduced)
-    return f"; top note kept in {sum(c for _, c in reduced)} chord(s) of {len(reduced)} file(s) ({files})"
+    text = f"top note kept in {sum(c for _, c in reduced)} chord(s) of {len(reduced)} file(s) ({files})"
+    if _first_process():
+        print(text, file=sys.stderr)
+    return f"{description}; {text}"
 
 
 def read_melodies(data, melody: str = "single") -> tuple[dict[str, list[Tune]], str, list[tuple[str, str]]]:
@@ -165,11 +173,8 @@ def read_melodies(data, melody: str = "single") -> tuple[dict[str, list[Tune]], 
         raise BadInputError(f"{folder}: {len(tunes)} usable melody file(s) ({len(skipped)} skipped); training "
                             "needs at least 2 (one is held out to validate)")
     splits = {split: [t for t in tunes if t.split == split] for split in SPLITS}
-    description = (f"your melodies in {data}: {len(tunes)} files ({_counts(splits)}, split by file), "
-                   f"{len(skipped)} skipped{_describe_reduced(reduced)}")
-    if reduced:
-        print(f"kept the top note of each chord: {_describe_reduced(reduced)[2:]}", file=sys.stderr)
-    return splits, description, skipped
+    description = f"your melodies in {data}: {len(tunes)} files ({_counts(splits)}, split by file), {len(skipped)} skipped"
+    return splits, _add_reduced(description, reduced), skipped
 
 
 def read_classes(data, min_per_class: int = 2, melody: str = "single", n_classes: int | None = None
@@ -215,11 +220,8 @@ def read_classes(data, min_per_class: int = 2, melody: str = "single", n_classes
     splits = {split: [t for t in tunes if t.split == split] for split in SPLITS}
     per_class = ", ".join(f"{name} {len(group)}" for name, group in by_class.items())
     description = (f"your labelled melodies in {data}: {len(by_class)} classes from its subfolders ({per_class} "
-                   f"files; {_counts(splits)}, split by file within each class), {len(skipped)} skipped"
-                   f"{_describe_reduced(reduced)}")
-    if reduced:
-        print(f"kept the top note of each chord: {_describe_reduced(reduced)[2:]}", file=sys.stderr)
-    return splits, sorted(by_class), description, skipped
+                   f"files; {_counts(splits)}, split by file within each class), {len(skipped)} skipped")
+    return splits, sorted(by_class), _add_reduced(description, reduced), skipped
 
 
 # Piano rolls -----------------------------------------------------------------------------------
