@@ -173,14 +173,14 @@ def _npz_with_header(path, shape, dtype="|u1"):
 
 def test_npz_shapes_are_read_from_the_header(tmp_path):
     huge = _npz_with_header(tmp_path / "huge.npz", (10_000_000, 88))
-    with pytest.raises(BadInputError, match=r"huge.npz:roll has 10,000,000 frames > limit 4,096"):
+    with pytest.raises(BadInputError, match=r"^[^(]*huge.npz: array 'roll' has 10,000,000 frames > limit 4,096"):
         user.read_pianorolls(huge)
     (tmp_path / "random.npz").write_bytes(os.urandom(2000))
     with pytest.raises(BadInputError, match="random.npz: not a readable .npz file") as error:
         user.read_pianorolls(tmp_path / "random.npz")
     assert "allow_pickle" not in str(error.value)
     np.savez(tmp_path / "objects.npz", roll=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(BadInputError, match="objects.npz:roll holds Python objects"):
+    with pytest.raises(BadInputError, match="objects.npz: array 'roll' holds Python objects"):
         user.read_pianorolls(tmp_path / "objects.npz")
 
 

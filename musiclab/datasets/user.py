@@ -228,25 +228,26 @@ def read_classes(data, min_per_class: int = 2, melody: str = "single", n_classes
 
 def _npz_shapes(path: Path) -> None:
     """Check every array of an .npz from its header, before numpy allocates it: a zip, no pickled
-    Python objects, 2-D number arrays of at most ``MAX_FRAMES`` frames."""
+    Python objects, at most ``MAX_FRAMES`` frames."""
     with open(path, "rb") as f:
         if f.read(2) != b"PK":
             raise BadInputError(f"{path}: not a readable .npz file (no zip header); save rolls with numpy.savez")
+    headers = {}
     try:
         with zipfile.ZipFile(path) as archive:
             for member in archive.infolist():
                 with archive.open(member) as f:
                     version = np.lib.format.read_magic(f)
                     read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                    shape, _, dtype = read(f)
-                name = f"{path.name}:{member.filename.removesuffix('.npy')}"
-                if dtype.hasobject:
-                    raise BadInputError(f"{path}: {name} holds Python objects, not numbers; save 0/1 arrays")
-                if len(shape) == 2 and shape[0] > MAX_FRAMES:
-                    raise BadInputError(f"{path}: {name} has {shape[0]:,} frames > limit {MAX_FRAMES:,} "
-                                        f"(quarter notes); cut it into shorter rolls")
+                    headers[member.filename.removesuffix(".npy")] = read(f)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
-        raise BadInputError(f"{path}: not a readable .npz file ({symbolic._describe(error)})") from None
+        raise BadInputError(f"{path}: not a readable .npz file ({type(error).__name__}: {error})") from None
+    for key, (shape, _, dtype) in headers.items():
+        if dtype.hasobject:
+            raise BadInputError(f"{path}: array {key!r} holds Python objects, not numbers; save 0/1 arrays")
+        if len(shape) == 2 and shape[0] > MAX_FRAMES:
+            raise BadInputError(f"{path}: array {key!r} has {shape[0]:,} frames > limit {MAX_FRAMES:,} (quarter "
+                                f"notes); cut it into shorter rolls")
 
 
 def read_pianorolls(path, n_keys: int = 88) -> list[np.ndarray]:
