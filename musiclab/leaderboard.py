@@ -15,7 +15,10 @@ from .errors import BadInputError
 def excerpts(grids, n_bars: int, n: int | None = None, seed: int = 0) -> list[np.ndarray]:
     """The first ``n_bars``-bar window (16 steps a bar, `symbolic.slice_grid` rules) of each grid
     that has one, so that every set in a comparison has pieces of one length; with ``n``, a random
-    ``n`` of them (fewer if there are fewer), drawn with ``seed``."""
+    ``n`` of them (fewer if there are fewer), drawn with ``seed``.
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
     windows = [w[0] for w in (symbolic.slice_grid(g, n_bars, hop_bars=n_bars) for g in grids) if len(w)]
     if n is None:
         return windows
@@ -25,7 +28,10 @@ def excerpts(grids, n_bars: int, n: int | None = None, seed: int = 0) -> list[np
 
 def transposed_phrases(tunes, n: int, seed: int = 0) -> list[np.ndarray]:
     """``n`` random 2-bar phrases of ``tunes``, each transposed at random as the chapter-4 VAE's
-    training phrases were (`datasets.GridSliceDataset`), drawn with ``seed``."""
+    training phrases were (`datasets.GridSliceDataset`), drawn with ``seed``.
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
     import torch
 
     phrases = datasets.GridSliceDataset(tunes, n_bars=2)
@@ -36,7 +42,10 @@ def transposed_phrases(tunes, n: int, seed: int = 0) -> list[np.ndarray]:
 
 def melody_rnn_samples(conditions, n_bars: int, seed: int = 0, temperature: float = 1.0) -> list[np.ndarray]:
     """One melody of ``n_bars`` bars from the shipped chapter-5 melody RNN per (region, tune type)
-    in ``conditions`` (labels it has not seen count as unknown)."""
+    in ``conditions`` (labels it has not seen count as unknown).
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
     from .recipes import load_rnn
 
     model = load_rnn("melody-rnn")[0]
@@ -46,7 +55,10 @@ def melody_rnn_samples(conditions, n_bars: int, seed: int = 0, temperature: floa
 
 
 def vae_prior_samples(n: int, seed: int = 0, temperature: float = 1.0) -> list[np.ndarray]:
-    """``n`` 2-bar melodies from the shipped chapter-4 melody VAE: z ~ N(0, I), decoded by sampling."""
+    """``n`` 2-bar melodies from the shipped chapter-4 melody VAE: z ~ N(0, I), decoded by sampling.
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
     import torch
 
     from .models import vae
@@ -59,7 +71,10 @@ def vae_prior_samples(n: int, seed: int = 0, temperature: float = 1.0) -> list[n
 
 def next_token_samples(model, n: int, n_bars: int, seed: int = 0) -> list[np.ndarray]:
     """``n`` melodies of ``n_bars`` bars from a chapter-2 next-token model, each started from a
-    context of rests (its training windows start so)."""
+    context of rests (its training windows start so).
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
     import torch
 
     generator = torch_generator(seed)
@@ -68,6 +83,10 @@ def next_token_samples(model, n: int, n_bars: int, seed: int = 0) -> list[np.nda
 
 
 def torch_generator(seed: int):
+    """A `torch.Generator` seeded with ``seed``.
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
     import torch
 
     return torch.Generator().manual_seed(seed)

@@ -300,7 +300,7 @@ def pianoroll_to_notes(roll, frames_per_quarter: int = 1, lowest_pitch: int = 21
 
 # Files: checks shared by every reader ---------------------------------------------------------
 
-def check_file(path, max_bytes: int | None = None) -> Path:
+def check_file(path, max_bytes: float | None = None) -> Path:
     """Return ``path`` as a Path if it names a readable, non-empty file of at most ``max_bytes``
     (default ``MAX_BYTES``) on disk; otherwise raise a `BadInputError` naming it and the problem: no
     such file, a folder, unreadable (permissions, a symbolic link loop), empty or too large.

@@ -56,7 +56,7 @@ def read_piece(source, name: str, qpm: float = 120.0, melody: str = "single") ->
                             f"{', '.join(SUFFIXES)}")
     audio_file = suffix in user.AUDIO_SUFFIXES
     if isinstance(source, (str, Path)):
-        source = symbolic.check_file(source, max_bytes=2 ** 62 if audio_file else None).read_bytes()
+        source = symbolic.check_file(source, max_bytes=float("inf") if audio_file else None).read_bytes()
     data = bytes(source)
     if not data:
         raise BadInputError(f"{name}: empty file (0 bytes)")
@@ -87,7 +87,10 @@ def corpus_reference(region: str, n_bars: int | None = None) -> dict:
     """The training tunes of one region (up to ``REFERENCE_PIECES``, in a fixed hash order), cut to
     their first ``n_bars`` bars (16 steps each; shorter tunes whole), so that counts such as the
     note count compare like with like: their MGEval features, each tune's mean distance to the
-    others per feature, and their 8-note runs (whole tunes). Cached per (region, n_bars)."""
+    others per feature, and their 8-note runs (whole tunes). Cached per (region, n_bars).
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
     tunes = [t for t in datasets.load_folk("train", progress=False) if t.region == region]
     if len(tunes) < 10:
         raise BadInputError(f"corpus {region!r}: choose one of {', '.join(datasets.REGIONS)}")
@@ -163,7 +166,10 @@ def evaluate_piece(grid, corpus: str = "German", top: int = 5) -> dict:
 
 
 def report_text(report: dict) -> str:
-    """The report as a few lines of plain text (the widget and the static gallery show it)."""
+    """The report as a few lines of plain text (the widget and the static gallery show it).
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
     task_names = {"region": "region", "tune_type": "tune type", "meter": "meter", "mode": "mode"}
     lines = [f"length {report['n_steps'] / 16:.1f} bars of 4/4; compared with the same length of "
              f"{report['n_reference_tunes']} {report['corpus']} training tunes"]
@@ -194,7 +200,10 @@ def report_text(report: dict) -> str:
 
 def report_figure(grid, report: dict):
     """The melody with its most surprising notes in red (and the likeliest alternative as a
-    hollow box), the network's predictions, and where each feature falls in the corpus."""
+    hollow box), the network's predictions, and where each feature falls in the corpus.
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
@@ -234,7 +243,10 @@ def report_figure(grid, report: dict):
 
 def evaluate_upload(content: bytes, name: str, corpus: str = "German") -> tuple[str, np.ndarray | None, dict | None]:
     """`read_piece` then `evaluate_piece`, for the widget: ``(html, grid, report)``. A bad upload
-    gives ``(html with the BadInputError's message, None, None)`` instead of an exception."""
+    gives ``(html with the BadInputError's message, None, None)`` instead of an exception.
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
     try:
         grid = read_piece(content, name)
         report = evaluate_piece(grid, corpus)
@@ -248,7 +260,10 @@ def load_evaluators() -> None:
     """Load what `evaluate_piece` needs once (the multi-task network, the melody RNN and its
     held-out typicality scores), so that each later evaluation takes milliseconds, and run the WAV
     pitch tracker on half a second of A4 (its first call imports and compiles librosa's pYIN and
-    onset code: about 2 s)."""
+    onset code: about 2 s).
+
+    Chapter: notebooks/10_evaluating_generative_models.ipynb
+    """
     from . import surprise
     from .models import mtnn
 
@@ -260,7 +275,7 @@ def load_evaluators() -> None:
 
 
 def evaluator_widget(corpora=datasets.REGIONS):
-    """Upload a melody (MIDI, ABC, MusicXML or WAV), pick a corpus, read the report. A bad upload
+    """Upload a melody (MIDI, ABC, MusicXML or a recording), pick a corpus, read the report. A bad upload
     shows its `BadInputError` message in the widget, never a traceback. The evaluators are loaded
     when the widget is built (`load_evaluators`), not at the first upload.
 

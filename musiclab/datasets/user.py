@@ -354,7 +354,7 @@ def read_recording(path, sr: int = audio.DEFAULT_SR, min_duration_s: float = rec
 
     Chapter: notebooks/11_end_to_end.ipynb
     """
-    path = symbolic.check_file(path, max_bytes=2 ** 62)  # audio is limited by its duration, read from the header
+    path = symbolic.check_file(path, max_bytes=float("inf"))  # a recording is limited by its duration, from its header
     if path.suffix.lower() not in AUDIO_SUFFIXES:
         raise BadInputError(f"{path}: unknown audio format {path.suffix or '(no extension)'!r}; expected one of "
                             f"{', '.join(AUDIO_SUFFIXES)}")
