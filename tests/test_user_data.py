@@ -292,3 +292,18 @@ def test_upload_paths_that_are_not_files_are_named(tmp_path):
     (tmp_path / "loop.mid").symlink_to(tmp_path / "loop.mid")
     with pytest.raises(BadInputError, match="loop.mid: cannot be read"):
         upload.read_piece(tmp_path / "loop.mid", "loop.mid")
+
+
+def test_an_unreadable_class_folder_is_skipped(tmp_path, monkeypatch):
+    for name in ("airs", "reels", "locked"):
+        _user_folder(tmp_path / "styles" / name)
+    iterdir = type(tmp_path).iterdir
+
+    def refuse_locked(folder):  # what a folder without read permission does (as root too)
+        if folder.name == "locked":
+            raise PermissionError(13, "Permission denied", str(folder))
+        return iterdir(folder)
+
+    monkeypatch.setattr(type(tmp_path), "iterdir", refuse_locked)
+    _, classes, _, skipped = user.read_classes(tmp_path / "styles")
+    assert classes == ["airs", "reels"] and skipped == [("locked/", "cannot be read (Permission denied)")]

@@ -203,7 +203,11 @@ def read_classes(data, min_per_class: int = 2, melody: str = "single", n_classes
         if not entry.is_dir():
             skipped.append((entry.name, "not in a class subfolder (put it in PATH/<class>/)"))
             continue
-        tunes, bad, chords = _read_melody_folder(entry, melody, entry.name)
+        try:
+            tunes, bad, chords = _read_melody_folder(entry, melody, entry.name)
+        except BadInputError as error:  # an unreadable class folder
+            skipped.append((f"{entry.name}/", _reason(error, entry)))
+            continue
         skipped += [(f"{entry.name}/{name}", reason) for name, reason in bad]
         reduced += [(f"{entry.name}/{name}", count) for name, count in chords]
         if len(tunes) < min_per_class:
