@@ -5,17 +5,17 @@
     MUSICLAB_MODE=full OMP_NUM_THREADS=1 python benchmarks/bench_metrics.py --leaderboard
 
 Upload timings: a 32-bar held-out tune (the first 512 steps of the test tune with the most notes in
-them) written as MIDI and as a WAV rendering, read and evaluated by `evaluate.evaluate_upload` as
+them) written as MIDI and as a WAV rendering, read and evaluated by `upload.evaluate_upload` as
 the widget does. Loading the evaluators (the multi-task network, the melody RNN and its scores of
 the held-out tunes for the typicality percentile, a warm-up of the WAV tracker) happens once, when the widget is built; "first upload" is
 then the first evaluation (it builds the corpus reference of the region); "new corpus" is the first
 call for another region; "warm" is the median of 10 repeated calls.
 The WAV upload (median of 5) is also timed without the evaluation: reading and pitch tracking
-(`evaluate.read_piece`, `evaluate.wav_to_notes`).
+(`upload.read_piece`, `transcription.wav_to_notes`).
 
 Transcription accuracy (the WAV path): the first 8 bars of 24 held-out tunes (drawn with --seed),
 rendered at 120 qpm with the SoundFont on flute, piano, violin and guitar in turn, written as WAV
-and read back by `evaluate.read_piece`; `evaluate.transcription_scores` against the true grid
+and read back by `upload.read_piece`; `transcription.transcription_scores` against the true grid
 (onsets within one 16th-note step; pitch accuracy of the matched notes; share of sounding steps
 transcribed as sounding), with the tracker's time per 64 s of audio.
 The leaderboard is chapter 10's, at the mode's set size (30 quick, 300 full).
@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from musiclab import audio, config, datasets, evaluate, metrics, recipes, symbolic, weights
+from musiclab import audio, config, datasets, leaderboard, metrics, recipes, symbolic, transcription, upload, weights
 from musiclab.models import mtnn, ngram
 
 
@@ -45,19 +45,19 @@ def upload_timings(n_bars: int = 32) -> None:
     notes = symbolic.grid_to_notes(grid)
     midi_bytes = _midi_bytes(notes)
     print(f"tune: {tune.id} ({tune.region}), first {n_bars} bars, {len(notes)} notes")
-    _, load_s = timed(evaluate.load_evaluators)
+    _, load_s = timed(upload.load_evaluators)
     print(f"loading the evaluators (as the widget does when it is built): {load_s:.2f} s")
-    (text, _, report), cold = timed(lambda: evaluate.evaluate_upload(midi_bytes, "tune.mid", tune.region))
+    (text, _, report), cold = timed(lambda: upload.evaluate_upload(midi_bytes, "tune.mid", tune.region))
     assert report is not None, text
     other = "German" if tune.region != "German" else "Irish"
-    _, new_corpus = timed(lambda: evaluate.evaluate_upload(midi_bytes, "tune.mid", other))
-    warm = [timed(lambda: evaluate.evaluate_upload(midi_bytes, "tune.mid", tune.region))[1] for _ in range(10)]
+    _, new_corpus = timed(lambda: upload.evaluate_upload(midi_bytes, "tune.mid", other))
+    warm = [timed(lambda: upload.evaluate_upload(midi_bytes, "tune.mid", tune.region))[1] for _ in range(10)]
     print(f"MIDI upload, {n_bars} bars: first upload {cold:.2f} s, new corpus {new_corpus:.2f} s, "
           f"warm median {np.median(warm) * 1000:.0f} ms (max {max(warm) * 1000:.0f} ms)")
     y = audio.render_notes(notes, program=73, qpm=120)
     wav = _wav_bytes(y)
-    wav_times = [timed(lambda: evaluate.evaluate_upload(wav, "tune.wav", tune.region))[1] for _ in range(5)]
-    read_times = [timed(lambda: evaluate.read_piece(wav, "tune.wav"))[1] for _ in range(5)]
+    wav_times = [timed(lambda: upload.evaluate_upload(wav, "tune.wav", tune.region))[1] for _ in range(5)]
+    read_times = [timed(lambda: upload.read_piece(wav, "tune.wav"))[1] for _ in range(5)]
     print(f"WAV upload, {len(y) / audio.DEFAULT_SR:.0f} s of audio: median {np.median(wav_times):.2f} s "
           f"(max {max(wav_times):.2f} s), of which reading and pitch tracking {np.median(read_times):.2f} s")
 
@@ -66,10 +66,10 @@ INSTRUMENTS = {73: "flute", 0: "piano", 40: "violin", 24: "guitar"}
 
 
 def transcription_accuracy(transcribe=None, n_tunes: int = 24, n_bars: int = 8, seed: int = 0) -> dict:
-    """Mean `evaluate.transcription_scores` of ``transcribe(wav_bytes) -> grid`` (default: the
-    upload path, `evaluate.read_piece`) on SoundFont renderings of held-out tunes, per instrument
+    """Mean `transcription.transcription_scores` of ``transcribe(wav_bytes) -> grid`` (default: the
+    upload path, `upload.read_piece`) on SoundFont renderings of held-out tunes, per instrument
     and in all, and the transcription time per 64 s of audio; tunes drawn with ``seed``."""
-    transcribe = transcribe or (lambda wav: evaluate.read_piece(wav, "tune.wav", qpm=120))
+    transcribe = transcribe or (lambda wav: upload.read_piece(wav, "tune.wav", qpm=120))
     tunes = [t for t in datasets.load_folk("test", progress=False) if np.any(t.grid[:16 * n_bars] >= 2)]
     picks = np.random.default_rng(seed).choice(len(tunes), min(n_tunes, len(tunes)), replace=False)
     rows, seconds, audio_s = {name: [] for name in INSTRUMENTS.values()}, 0.0, 0.0
@@ -80,7 +80,7 @@ def transcription_accuracy(transcribe=None, n_tunes: int = 24, n_bars: int = 8, 
         wav = _wav_bytes(y)
         grid, took = timed(lambda: transcribe(wav))
         seconds, audio_s = seconds + took, audio_s + len(y) / audio.DEFAULT_SR
-        rows[INSTRUMENTS[program]].append(evaluate.transcription_scores(true_grid, grid))
+        rows[INSTRUMENTS[program]].append(transcription.transcription_scores(true_grid, grid))
     rows["all"] = [row for name in INSTRUMENTS.values() for row in rows[name]]
     print(f"transcription of {len(picks)} held-out tunes (seed {seed}), first {n_bars} bars each ({audio_s:.0f} s of audio), "
           f"{seconds / audio_s * 64:.2f} s per 64 s of audio")
@@ -112,7 +112,7 @@ def _wav_bytes(y) -> bytes:
     return buffer.getvalue()
 
 
-def leaderboard(n: int, real_draws: int = 4, next_token_steps: int | None = None) -> None:
+def print_leaderboard(n: int, real_draws: int = 4, next_token_steps: int | None = None) -> None:
     train_tunes, test_tunes = datasets.load_folk("train"), datasets.load_folk("test")
     held_out = [t.grid for t in test_tunes]
     index = metrics.ngram_index([t.grid for t in train_tunes], n=8, transposition_invariant=True)
@@ -124,16 +124,16 @@ def leaderboard(n: int, real_draws: int = 4, next_token_steps: int | None = None
     next_token, _ = weights.load_weights(run["weights"], "next-token", ngram.NextTokenMLP, ngram.NextTokenConfig)
     print(f"next-token model: {run['steps']} steps in {train_s:.0f} s, valid NLL {run['valid_nll']:.3f}")
     tables = {
-        8: evaluate.leaderboard(
-            evaluate.excerpts(held_out, 8, n, seed=0),
-            {"melody RNN (ch. 5)": evaluate.melody_rnn_samples(conditions, 8, seed=0),
-             "next-token MLP (ch. 2)": evaluate.next_token_samples(next_token, n, 8, seed=0)},
-            [evaluate.excerpts([t.grid for t in train_tunes], 8, n, seed=k) for k in range(1, real_draws + 1)],
+        8: leaderboard.leaderboard(
+            leaderboard.excerpts(held_out, 8, n, seed=0),
+            {"melody RNN (ch. 5)": leaderboard.melody_rnn_samples(conditions, 8, seed=0),
+             "next-token MLP (ch. 2)": leaderboard.next_token_samples(next_token, n, 8, seed=0)},
+            [leaderboard.excerpts([t.grid for t in train_tunes], 8, n, seed=k) for k in range(1, real_draws + 1)],
             index, embed),
-        2: evaluate.leaderboard(
-            evaluate.transposed_phrases(test_tunes, n, seed=0),
-            {"melody VAE prior (ch. 4)": evaluate.vae_prior_samples(n, seed=0)},
-            [evaluate.transposed_phrases(train_tunes, n, seed=k) for k in range(1, real_draws + 1)],
+        2: leaderboard.leaderboard(
+            leaderboard.transposed_phrases(test_tunes, n, seed=0),
+            {"melody VAE prior (ch. 4)": leaderboard.vae_prior_samples(n, seed=0)},
+            [leaderboard.transposed_phrases(train_tunes, n, seed=k) for k in range(1, real_draws + 1)],
             index, embed)}
     print(f"| bars | set (N = {n}) | overlap | KL (nats) | Frechet (MTNN) | copy rate, 8 notes | notes per bar |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -158,5 +158,5 @@ if __name__ == "__main__":
     transcription_accuracy(seed=args.seed)
     if args.leaderboard:
         start = time.perf_counter()
-        leaderboard(args.n or config.pick(30, 300))
+        print_leaderboard(args.n or config.pick(30, 300))
         print(f"leaderboard: {time.perf_counter() - start:.0f} s")

@@ -422,8 +422,8 @@ def load_audio(path, sr: int | None = None, mono: bool = True,
     ``sr`` resamples (``librosa.resample``) when given and different; ``mono`` averages the
     channels, else a multichannel file gives [shape=(channels, n)]; files longer than
     ``max_duration_s`` are refused from their header, before reading. Returns ``(y, sr)``,
-    ``y`` [shape=(n,)] float32. Missing, empty, unreadable, truncated or too long files and NaN
-    samples raise ``BadInputError``.
+    ``y`` [shape=(n,)] float32. Missing, empty, unreadable, truncated, damaged (a header that does
+    not match the contents) or too long files and NaN samples raise ``BadInputError``.
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
@@ -446,6 +446,12 @@ def load_audio(path, sr: int | None = None, mono: bool = True,
     if declared and 0 < int(declared[2]) < int(declared[1]) < 0x7FFFFFFF:
         raise BadInputError(f"{path}: truncated (header promises {declared[1]} bytes of audio, "
                             f"the file holds {declared[2]}); export it again")
+    # a header that promises less audio than the file holds: libsndfile reads on into the samples as
+    # if they were chunks and gives up ("Unknown chunk marker", "Chunk size ... > file length")
+    damaged = re.search(r"Unknown chunk marker|Chunk size \d+ > file length", info.extra_info)
+    if damaged:
+        raise BadInputError(f"{path}: damaged (its header does not match its contents: {damaged[0]} after "
+                            f"{info.frames} samples); export it again")
     try:
         y, file_sr = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.SoundFileError, RuntimeError) as err:

@@ -16,12 +16,13 @@ Chapter: notebooks/01_music_as_data.ipynb
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import platform
 import sys
 from pathlib import Path
 
-from . import config
+from . import config, symbolic
 from .errors import BadInputError, MusiclabError
 
 
@@ -53,11 +54,20 @@ def command_train(args) -> int:
     from .recipes import accepts_data
 
     recipe = recipes[args.name]
-    if args.data and not accepts_data(recipe):
+    if args.data is not None and not accepts_data(recipe):
         print(f"--data: {args.name!r} does not train on your own data; these do: "
               f"{', '.join(sorted(n for n, r in recipes.items() if accepts_data(r)))}", file=sys.stderr)
         return 2
-    extra = {"data": args.data} if args.data else {}
+    if args.data is not None and not args.data.strip():
+        print("--data: the path is empty; give the folder (or file) of your data", file=sys.stderr)
+        return 2
+    if args.melody and (args.data is None or "melody" not in inspect.signature(recipe).parameters):
+        print(f"--melody: only for the models that read your melody files with --data; {args.name!r} "
+              f"{'does not' if args.data is not None else 'got no --data'}", file=sys.stderr)
+        return 2
+    extra = {"data": args.data} if args.data is not None else {}
+    if args.melody:
+        extra["melody"] = args.melody
     # your own data gets its own folder, so that a run never resumes from a checkpoint of other data
     out = args.out or (str(Path("runs") / Path(args.data).stem) if args.data else "runs")
     try:
@@ -135,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "per class, PATH/<class>/*.mid; the CycleGAN takes exactly two), WAV / FLAC / "
                                       "OGG / MP3 recordings (a file or a folder) for the audio models; unusable files "
                                       "are listed and skipped")
+    train.add_argument("--melody", choices=symbolic.MELODY_RULES, help="with --data, a melody file with chords "
+                                   "or double stops is skipped (single, the default), or keeps the highest note of "
+                                   "each chord (top)")
     train.set_defaults(run=command_train)
 
     score = sub.add_parser("score", help="score piano rolls (MIDI or .npz) with a polyphonic model")

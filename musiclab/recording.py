@@ -1,14 +1,13 @@
-"""Your own recording as training data: load and check one WAV file, normalise it, cut it into slices.
+"""Your own recording as training data: check it, normalise it, cut it into slices.
 
-`audio.load_audio` already reads any rate, mono or stereo, and refuses missing, empty, unreadable,
-truncated and too long files. A recording adds the checks that only make sense for music you want to
-learn from: it must not be silent, clipped or too short.
+`datasets.user.read_recording` reads a recording (any rate, mono or stereo; missing, empty,
+unreadable, damaged, truncated and too long files refused) and calls `check_recording`, which adds
+the checks that only make sense for music you want to learn from: it must not be silent, clipped or
+too short.
 
 Chapter: notebooks/11_end_to_end.ipynb
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 
@@ -40,18 +39,19 @@ def clipped_fraction(y: np.ndarray) -> float:
     return float(in_run.mean())
 
 
-def check_recording(y, sr: int, name: str = "recording", min_duration_s: float = MIN_DURATION_S) -> np.ndarray:
+def check_recording(y, sr: int, name: str = "recording", min_duration_s: float = MIN_DURATION_S,
+                    needed_for: str = "the recording GAN cuts a few seconds of music into training slices") -> np.ndarray:
     """Return ``y`` mixed to mono [shape=(n,)], or raise ``BadInputError`` naming the problem: NaN,
-    silence, shorter than ``min_duration_s``, or clipped (more than 0.1 % of samples stuck at the peak).
-    ``y`` [shape=(n,)] or [shape=(channels, n)] at ``sr`` Hz.
+    silence, shorter than ``min_duration_s`` (the message ends with ``needed_for``: what the
+    recording is for and why it needs that length), or clipped (more than 0.1 % of samples stuck at
+    the peak). ``y`` [shape=(n,)] or [shape=(channels, n)] at ``sr`` Hz.
 
     Chapter: notebooks/11_end_to_end.ipynb
     """
     y = audio.check_audio(y, sr, name, ndim=np.ndim(y) if np.ndim(y) in (1, 2) else 1)
     duration_s = y.shape[-1] / sr
     if duration_s < min_duration_s:
-        raise BadInputError(f"{name}: too short ({duration_s:.2f} s < {min_duration_s} s); a GAN needs "
-                            "at least a few seconds of music to cut into training slices")
+        raise BadInputError(f"{name}: too short ({duration_s:.2f} s < {min_duration_s:g} s); {needed_for}")
     clipped = clipped_fraction(y)
     if clipped > MAX_CLIPPED_FRACTION:
         raise BadInputError(f"{name}: clipped ({100 * clipped:.2f} % of samples stuck at the peak "
@@ -65,27 +65,6 @@ def normalise_peak(y: np.ndarray, peak: float = PEAK) -> np.ndarray:
     Chapter: notebooks/11_end_to_end.ipynb
     """
     return (np.asarray(y, np.float32) * (peak / np.abs(y).max())).astype(np.float32)
-
-
-def load_recording(path, sr: int = audio.DEFAULT_SR, min_duration_s: float = MIN_DURATION_S) -> tuple[np.ndarray, dict]:
-    """Read a recording (WAV, FLAC, OGG, MP3; any rate; mono or stereo), check it on its original samples
-    (`check_recording`), mix to mono, resample to ``sr`` and normalise the peak to ``PEAK``.
-
-    Returns ``(y [shape=(n,)] float32 at sr, info)`` with ``info`` the file's rate, channels, duration and
-    peak. Every problem raises ``BadInputError`` naming the file.
-
-    Chapter: notebooks/11_end_to_end.ipynb
-    """
-    y, file_sr = audio.load_audio(path, sr=None, mono=False)
-    name = str(Path(path))
-    info = {"file_sr": file_sr, "channels": 1 if y.ndim == 1 else len(y), "duration_s": round(y.shape[-1] / file_sr, 3),
-            "peak": round(float(np.abs(y).max()), 4)}
-    y = check_recording(y, file_sr, name, min_duration_s)
-    if file_sr != sr:
-        import librosa
-
-        y = librosa.resample(y, orig_sr=file_sr, target_sr=sr)
-    return normalise_peak(y), info
 
 
 def slice_recording(y, sr: int, n_samples: int, hop_samples: int | None = None, min_level_db: float = -30.0) -> np.ndarray:

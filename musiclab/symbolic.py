@@ -30,9 +30,15 @@ STEPS_PER_QUARTER = 4
 REST, HOLD = 0, 1
 PITCH_LOW, PITCH_HIGH = 36, 96  # C2..C7, inclusive
 VOCAB_SIZE = PITCH_HIGH - PITCH_LOW + 1 + 2
-MAX_BYTES = 20_000_000
 MIDI_SUFFIXES = (".mid", ".midi")
 MELODY_SUFFIXES = MIDI_SUFFIXES + (".abc", ".xml", ".musicxml", ".mxl")
+# Limits on a file, all checked before it is parsed: a few bytes can describe a note of a million
+# bars or unpack to gigabytes, so its size on disk alone says little.
+MAX_BYTES = 20_000_000  # on disk, and unpacked for a compressed MusicXML (.mxl) file
+MAX_QUARTERS = 4096  # 1,024 bars of 4/4: 34 minutes at 120 quarter notes per minute
+MAX_NOTES = 50_000
+MAX_ABC_BARS = 512  # music21's ABC parser slows with the square of the bars (512: ~6 s); the corpus's longest: 291
+MELODY_RULES = ("single", "top")  # how a melody file with chords is read: refused, or its top line
 # Performed melodies overlap by a few milliseconds (legato); overlaps shorter than this (a 32nd
 # note, in quarters) are trimmed instead of being called polyphonic.
 LEGATO_TOLERANCE = 0.125
@@ -294,11 +300,24 @@ def pianoroll_to_notes(roll, frames_per_quarter: int = 1, lowest_pitch: int = 21
 
 # Files: checks shared by every reader ---------------------------------------------------------
 
-def _check_file(path, max_bytes: int | None) -> Path:
+def check_file(path, max_bytes: float | None = None) -> Path:
+    """Return ``path`` as a Path if it names a readable, non-empty file of at most ``max_bytes``
+    (default ``MAX_BYTES``) on disk; otherwise raise a `BadInputError` naming it and the problem: no
+    such file, a folder, unreadable (permissions, a symbolic link loop), empty or too large.
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
     path, limit = Path(path), MAX_BYTES if max_bytes is None else max_bytes
-    if not path.is_file():
-        raise BadInputError(f"{path}: file not found")
-    size = path.stat().st_size
+    try:
+        if path.is_dir():
+            raise BadInputError(f"{path}: a folder, not a file")
+        size = path.stat().st_size
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot be read ({exc.strerror or _describe(exc)})") from None
     if size == 0:
         raise BadInputError(f"{path}: empty file (0 bytes)")
     if size > limit:  # before parsing: a 2 GB "MIDI" file must not be read into memory
@@ -311,23 +330,59 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def make_monophonic(notes: list[Note], name: str) -> list[Note]:
-    """``notes`` sorted by start, each cut short where the next one starts if they overlap by at
-    most ``LEGATO_TOLERANCE`` quarter notes (legato playing). Notes that start together or overlap
-    more raise a `BadInputError` naming ``name`` (the file): a single melody line is needed.
+def _check_length(name: str, quarters: float, n_notes: int) -> None:
+    if quarters > MAX_QUARTERS:
+        raise BadInputError(f"{name}: too long ({quarters:,.0f} quarter notes > limit {MAX_QUARTERS:,}, "
+                            f"{MAX_QUARTERS // 4:,} bars of 4/4); cut it into shorter files")
+    if n_notes > MAX_NOTES:
+        raise BadInputError(f"{name}: too many notes ({n_notes:,} > limit {MAX_NOTES:,}); "
+                            f"cut it into shorter files")
+
+
+def melody_line(notes: Sequence[Note], name: str, melody: str = "single") -> tuple[list[Note], list[tuple[float, list[int]]]]:
+    """The one rule that turns notes into a single melody line.
+
+    Notes are taken by start. A note that starts while the previous one still sounds, by at most
+    ``LEGATO_TOLERANCE`` quarter notes, is legato playing: the previous note is cut where it starts.
+    Notes that start together, or overlap by more, are a chord (or a double stop, or a second
+    voice): with ``melody="single"`` the file is refused with a `BadInputError` that says how many
+    chords there are and where the first is; with ``melody="top"`` the highest note is kept (a higher
+    note cuts the one sounding, a lower one is dropped), as in the "skyline" melody extraction.
+
+    Returns ``(line, chords)``: the notes of the line, and ``(start, pitches)`` of each reduced chord.
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
-    out: list[Note] = []
+    if melody not in MELODY_RULES:
+        raise BadInputError(f"melody={melody!r}: expected one of {MELODY_RULES}")
+    line: list[Note] = []
+    chords: list[tuple[float, list[int]]] = []
     for n in _by_time(notes):
-        if out and n.start < out[-1].end - _EPS:
-            prev = out[-1]
-            if n.start - prev.start < _EPS or prev.end - n.start > LEGATO_TOLERANCE:
-                raise BadInputError(f"{name}: polyphonic (pitch {n.pitch} at beat {n.start:g} "
-                                    f"overlaps pitch {prev.pitch}); a single melody line is needed")
-            out[-1] = prev._replace(duration=n.start - prev.start)
-        out.append(n)
-    return out
+        prev = line[-1] if line else None
+        if prev is None or n.start >= prev.end - _EPS:
+            line.append(n)
+            continue
+        if n.start - prev.start >= _EPS and prev.end - n.start <= LEGATO_TOLERANCE:
+            line[-1] = prev._replace(duration=n.start - prev.start)
+            line.append(n)
+            continue
+        if not chords or chords[-1][0] != n.start:
+            chords.append((n.start, [prev.pitch]))
+        chords[-1][1].append(n.pitch)
+        if n.pitch > prev.pitch:  # the higher note is the line from here on
+            if n.start - prev.start < _EPS:
+                line[-1] = n
+            else:
+                line[-1] = prev._replace(duration=n.start - prev.start)
+                line.append(n)
+    if chords and melody == "single":
+        start, pitches = chords[0]
+        names = ", ".join(pretty_midi.note_number_to_name(p) for p in sorted(set(pitches)))
+        raise BadInputError(f"{name}: polyphonic: {len(chords)} chord(s) or overlapping notes; at quarter note "
+                            f"{start:g} (bar {int(start // 4) + 1} if in 4/4) {len(set(pitches))} notes sound at "
+                            f"once: {names}; a melody needs a single line: export only the melody track or voice, "
+                            f"or keep the highest note of each chord (--melody top)")
+    return line, chords
 
 
 # MIDI -----------------------------------------------------------------------------------------
@@ -358,25 +413,46 @@ def notes_to_midi(notes: Sequence[Note], path=None, program: int = 0,
     return midi
 
 
+
 def midi_to_notes(path, monophonic: bool = False, max_bytes: int | None = None) -> list[Note]:
     """Read the notes of a MIDI file, timed in quarter notes by the file's own tempo map.
 
     Drum tracks are skipped; nothing is quantised. With ``monophonic=True`` all tracks together
-    must form one melody line (overlaps shorter than ``LEGATO_TOLERANCE`` are trimmed). Files
-    larger than ``max_bytes`` (default ``MAX_BYTES``, 20 MB) are refused before parsing.
+    must form one melody line (`melody_line`: overlaps shorter than ``LEGATO_TOLERANCE`` are
+    trimmed). Refused before the notes are built: files larger than ``max_bytes`` (default
+    ``MAX_BYTES``, 20 MB), and files whose events reach past ``MAX_QUARTERS`` quarter notes or hold
+    more than ``MAX_NOTES`` notes (counted from the parsed events: 40 bytes can hold one note of
+    a million bars).
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
-    path = _check_file(path, max_bytes)
+    import mido
+
+    path = check_file(path, max_bytes)
     with open(path, "rb") as f:
         if f.read(4) != b"MThd":
             raise BadInputError(f"{path}: not a MIDI file (no 'MThd' header)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            midi = pretty_midi.PrettyMIDI(str(path))
-    except Exception as exc:  # mido/pretty_midi raise many types for broken files
+            events = mido.MidiFile(str(path))
+    except Exception as exc:  # mido raises many types for broken files
         raise BadInputError(f"{path}: corrupt or truncated MIDI file ({_describe(exc)})") from None
+    last_tick = max((sum(message.time for message in track) for track in events.tracks), default=0)
+    n_notes = sum(message.type == "note_on" and message.velocity > 0 for track in events.tracks for message in track)
+    if events.ticks_per_beat <= 0:
+        raise BadInputError(f"{path}: timed in SMPTE frames, not in beats; save it with a tempo (beats per minute)")
+    _check_length(str(path), last_tick / events.ticks_per_beat, n_notes)
+    if last_tick >= pretty_midi.pretty_midi.MAX_TICK:  # pretty_midi's own guard against huge tick tables
+        raise BadInputError(f"{path}: timed too finely ({events.ticks_per_beat:,} ticks per quarter note, "
+                            f"{last_tick:,} ticks in all, > {pretty_midi.pretty_midi.MAX_TICK:,.0f}); "
+                            f"save it at 480 or 960 ticks per quarter note")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            midi = pretty_midi.PrettyMIDI(mido_object=events)
+    except Exception as exc:
+        raise BadInputError(f"{path}: corrupt MIDI file ({_describe(exc)})") from None
     # ticks / resolution = quarter notes under any tempo map, exact for on-grid notes
     ticks = [(n.pitch, int(midi.time_to_tick(n.start)), int(midi.time_to_tick(n.end)), n.velocity)
              for inst in midi.instruments if not inst.is_drum for n in inst.notes]
@@ -384,7 +460,7 @@ def midi_to_notes(path, monophonic: bool = False, max_bytes: int | None = None) 
              for p, a, b, v in ticks if b > a]
     if not notes:
         raise BadInputError(f"{path}: no notes (outside drum tracks)")
-    return make_monophonic(notes, str(path)) if monophonic else _by_time(notes)
+    return melody_line(notes, str(path))[0] if monophonic else _by_time(notes)
 
 
 # ABC and MusicXML (via music21) ---------------------------------------------------------------
@@ -425,7 +501,7 @@ def score_to_notes(score, name: str, monophonic: bool) -> list[Note]:
             notes += [Note(p, float(n.offset) + shift, float(n.quarterLength), velocity) for p in pitches]
     if not notes:
         raise BadInputError(f"{name}: no notes")
-    return make_monophonic(notes, name) if monophonic else _by_time(notes)
+    return melody_line(notes, name)[0] if monophonic else _by_time(notes)
 
 
 def parse_with_music21(source, name: str, **kwargs):
@@ -452,6 +528,8 @@ def abc_to_notes(text: str, monophonic: bool = True, name: str = "ABC text") -> 
 
     Ties are merged, grace notes and rests skipped; an ``X:`` line is added if missing. With
     ``monophonic=True`` chords raise BadInputError "polyphonic". ``name`` goes into messages.
+    Counted in the text before parsing: more than ``MAX_ABC_BARS`` bar lines or ``MAX_NOTES``
+    note letters are refused.
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
@@ -460,30 +538,73 @@ def abc_to_notes(text: str, monophonic: bool = True, name: str = "ABC text") -> 
     if len(text) > MAX_BYTES:
         raise BadInputError(f"{name}: ABC text too large ({len(text):,} characters > {MAX_BYTES:,})")
     tunes = split_abc_tunes(text)
-    score = parse_with_music21(tunes[0] if tunes else "X:1\n" + text, name, format="abc")
+    tune = tunes[0] if tunes else "X:1\n" + text
+    body = "\n".join(line.split("%")[0] for line in tune.splitlines() if not re.match(r"[A-Za-z+]:", line))
+    bars = len(re.findall(r"\|+", body))
+    if bars > MAX_ABC_BARS:
+        raise BadInputError(f"{name}: too long ({bars:,} bars > limit {MAX_ABC_BARS}); the ABC reader's time "
+                            f"grows with the square of the length: cut the tune into shorter files")
+    _check_length(name, 0, len(re.findall(r"[A-Ga-g]", body)))
+    score = parse_with_music21(tune, name, format="abc")
     return score_to_notes(score, name, monophonic)
 
 
-def read_melody(path_or_abc_text, max_bytes: int | None = None) -> list[Note]:
-    """Read a monophonic melody from a MIDI, ABC or MusicXML file, or from ABC text.
+def _check_musicxml(path: Path) -> None:
+    """Refuse a MusicXML file before music21 parses it: a compressed one (.mxl, a zip) whose contents
+    unpack to more than ``MAX_BYTES`` (read from the zip's directory), or one with more than
+    ``MAX_NOTES`` ``<note`` elements."""
+    import zipfile
 
-    The format follows the extension (.mid .midi .abc .xml .musicxml .mxl); a string holding a
-    newline or starting with ``X:`` is read as ABC text. Files larger than ``max_bytes`` (default
-    ``MAX_BYTES``) are refused before parsing; several voices or chords raise "polyphonic".
+    if path.suffix.lower() != ".mxl":
+        n_notes = path.read_bytes().count(b"<note")
+    else:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                members = [m for m in archive.infolist() if not m.filename.startswith("META-INF/")]
+                unpacked = sum(m.file_size for m in archive.infolist())
+                n_notes = sum(archive.read(m).count(b"<note") for m in members) if unpacked <= MAX_BYTES else 0
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise BadInputError(f"{path}: corrupt compressed MusicXML file ({_describe(exc)})") from None
+        if unpacked > MAX_BYTES:
+            raise BadInputError(f"{path}: unpacks to {unpacked:,} bytes > limit {MAX_BYTES:,}; is it really one score?")
+    _check_length(str(path), 0, n_notes)
+
+
+def read_notes(path, max_bytes: int | None = None) -> list[Note]:
+    """Read every note of a MIDI, ABC or MusicXML file (any polyphony), sorted by start, after the
+    checks that run before parsing (`check_file`; length and size limits, see `MAX_BYTES`,
+    `MAX_QUARTERS`, `MAX_NOTES`, `MAX_ABC_BARS`). Any problem raises a `BadInputError` naming the file.
 
     Chapter: notebooks/01_music_as_data.ipynb
     """
-    if isinstance(path_or_abc_text, str) and ("\n" in path_or_abc_text or path_or_abc_text.startswith("X:")):
-        return abc_to_notes(path_or_abc_text)
-    path = Path(path_or_abc_text)
+    path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in MELODY_SUFFIXES:
         raise BadInputError(f"{path}: unknown melody format {suffix or '(no extension)'!r}; "
                             f"expected one of {', '.join(MELODY_SUFFIXES)}")
     if suffix in MIDI_SUFFIXES:
-        return midi_to_notes(path, monophonic=True, max_bytes=max_bytes)
-    path = _check_file(path, max_bytes)
+        return midi_to_notes(path, max_bytes=max_bytes)
+    path = check_file(path, max_bytes)
     if suffix == ".abc":
-        return abc_to_notes(path.read_bytes().decode("utf-8", errors="replace"), name=str(path))
+        return abc_to_notes(path.read_bytes().decode("utf-8", errors="replace"), monophonic=False, name=str(path))
+    _check_musicxml(path)
     # forceSource: parse the file itself, never a music21 pickle cached from an earlier version
-    return score_to_notes(parse_with_music21(str(path), str(path), forceSource=True), str(path), True)
+    notes = score_to_notes(parse_with_music21(str(path), str(path), forceSource=True), str(path), False)
+    _check_length(str(path), max(n.end for n in notes), len(notes))
+    return notes
+
+
+def read_melody(path_or_abc_text, max_bytes: int | None = None, melody: str = "single") -> list[Note]:
+    """Read a melody from a MIDI, ABC or MusicXML file (`read_notes`), or from ABC text.
+
+    The format follows the extension (.mid .midi .abc .xml .musicxml .mxl); a string holding a
+    newline or starting with ``X:`` is read as ABC text. The notes become one line by `melody_line`:
+    chords are refused (``melody="single"``) or reduced to their highest note (``"top"``).
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+    if isinstance(path_or_abc_text, str) and ("\n" in path_or_abc_text or path_or_abc_text.startswith("X:")):
+        name, notes = "ABC text", abc_to_notes(path_or_abc_text, monophonic=False)
+    else:
+        name, notes = str(path_or_abc_text), read_notes(path_or_abc_text, max_bytes)
+    return melody_line(notes, name, melody)[0]

@@ -163,7 +163,7 @@ def test_timbre_recipe_trains_on_a_folder_of_melodies_and_skips_bad_files(tmp_pa
     assert [name for name, _ in sidecar["skipped_files"]] == ["broken.mid"]
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(BadInputError, match="usable melodies"):
+    with pytest.raises(BadInputError, match=r"empty: 0 usable melody file\(s\)"):
         recipes.cyclegan.train_cyclegan_timbre(out_dir=tmp_path, steps=1, progress=False, data=str(empty))
 
 

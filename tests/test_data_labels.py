@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from musiclab import cli
-from musiclab.recipes import common
+from musiclab.datasets import user
 
 
 def _write_class(folder, low: int, n_files: int = 3, seed: int = 0):
@@ -33,7 +33,7 @@ def _two_classes(root):
 def test_classes_come_from_the_subfolders(tmp_path, capsys):
     _two_classes(tmp_path / "styles")
     _write_class(tmp_path / "styles" / "thin", 60, n_files=0)  # one usable file (the ABC): too few
-    tunes, classes, description, skipped = common.user_classes(tmp_path / "styles")
+    tunes, classes, description, skipped = user.read_classes(tmp_path / "styles")
     assert classes == ["airs", "reels"]
     assert {t.region for split in tunes.values() for t in split} == {"airs", "reels"}
     for name in classes:  # every class trains and validates
@@ -81,7 +81,7 @@ def test_cyclegan_symbolic_needs_exactly_two_domains(tmp_path, capsys):
     _write_class(data / "waltzes", 60)
     assert cli.main(["train", "cyclegan-symbolic", "--data", str(data), "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
-    assert "found 3 subfolder(s) ['airs', 'reels', 'waltzes']" in err and "exactly two" in err
+    assert "3 subfolder(s) ['airs', 'reels', 'waltzes']; exactly 2 are needed" in err
     assert "Traceback" not in err
 
 

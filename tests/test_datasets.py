@@ -20,8 +20,8 @@ def tiny(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MUSICLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
         mp.setenv("MUSICLAB_MODE", "quick")
-        mp.setattr(datasets, "QUICK_PER_REGION", 5)
-        mp.setattr(datasets, "QUICK_CHORALES", 4)
+        mp.setattr(datasets.corpus, "QUICK_PER_REGION", 5)
+        mp.setattr(datasets.corpus, "QUICK_CHORALES", 4)
         report = datasets.build_all(progress=False)
         yield report, datasets.load_folk(), datasets.load_chorales()
 
@@ -45,20 +45,20 @@ def test_split_is_deterministic_and_proportional():
     ("G Lydian", ("G", "lydian")), ("Hp", ("A", "mixolydian")),
 ])
 def test_key_field(field, expected):
-    assert datasets._normalise_key(field)[:2] == expected
+    assert datasets.corpus._normalise_key(field)[:2] == expected
 
 
 @pytest.mark.parametrize("field, expected", [("C", "4/4"), ("C|", "2/2"), ("6/8", "6/8"), ("none", "free"),
                                              ("FREI4/4", "free")])
 def test_meter_field(field, expected):
-    assert datasets._normalise_meter(field) == expected
+    assert datasets.corpus._normalise_meter(field) == expected
 
 
 @pytest.mark.parametrize("r_field, title, expected", [
     ("double jig", "", "jig"), ("slipjig", "", "slip jig"), ("Reel", "", "reel"),
     ("", "Tullochgorum Strathspey", "strathspey"), ("", "Quick Step. 25th Regt.", "march"), ("", "Mary", "")])
 def test_tune_type(r_field, title, expected):
-    assert datasets._tune_type(r_field, title, essen=False) == expected
+    assert datasets.corpus._tune_type(r_field, title, essen=False) == expected
 
 
 def test_every_region_has_labelled_tunes(tiny):
@@ -79,9 +79,9 @@ def test_every_region_has_labelled_tunes(tiny):
 
 def test_cache_round_trip_is_fast_and_exact(tiny, monkeypatch):
     _, tunes, chorales = tiny
-    cache = datasets._data_dir()
+    cache = datasets.corpus._data_dir()
     assert not list(cache.glob("*.pkl")) and list(cache.glob("*.npz")) and list(cache.glob("*.json"))
-    monkeypatch.setattr(datasets, "_parallel_map", lambda *a, **k: pytest.fail("rebuilt instead of loading"))
+    monkeypatch.setattr(datasets.corpus, "_parallel_map", lambda *a, **k: pytest.fail("rebuilt instead of loading"))
     start = time.perf_counter()
     again, chorales_again = datasets.load_folk(), datasets.load_chorales()
     assert time.perf_counter() - start < 1.0
@@ -133,19 +133,6 @@ def test_grid_slice_dataset(tiny):
     assert (plain.windows[shifted] >= 2).all()
 
 
-def test_load_melody_folder_skips_bad_files(tmp_path):
-    symbolic.notes_to_midi([Note(60 + i, i, 1) for i in range(8)], tmp_path / "good.mid")
-    (tmp_path / "broken.mid").write_bytes(b"MThd garbage")
-    (tmp_path / "chords.abc").write_text("X:1\nM:4/4\nL:1/4\nK:C\n[ceg] d e f |]\n")
-    (tmp_path / "notes.txt").write_text("not music")
-    tunes, skipped = datasets.load_melody_folder(tmp_path)
-    assert [t.title for t in tunes] == ["good"] and len(tunes[0].grid) == 32
-    assert dict(skipped).keys() == {"broken.mid", "chords.abc"}
-    assert "polyphonic" in dict(skipped)["chords.abc"]
-    with pytest.raises(BadInputError, match="not a folder"):
-        datasets.load_melody_folder(tmp_path / "missing")
-
-
 def test_next_token_windows():
     grid = symbolic.notes_to_grid([Note(60, 0, 0.5), Note(62, 0.5, 0.25)])
     tune = datasets.Tune("t/1", "user", "t", "t", "4/4", "C", "major", "", grid)
@@ -165,3 +152,15 @@ def test_split_ranked_gives_small_folders_a_validation_item():
     assert "test" not in datasets.split_ranked([f"piece{i}.mid" for i in range(12)], test=0.0)
     many = Counter(datasets.split_ranked([str(i) for i in range(1000)]))
     assert many == {"train": 800, "valid": 100, "test": 100}
+
+
+def test_a_damaged_cache_is_rebuilt(tiny):
+    _, tunes, _ = tiny
+    npz = next(datasets.corpus._data_dir().glob("tunes-*.npz"))
+    npz.write_bytes(npz.read_bytes()[:npz.stat().st_size // 2])  # cut short, as by a full disk
+    with pytest.raises(Exception, match="zip|Zip|EOF|compressed|truncated"):
+        with np.load(npz) as arrays:
+            arrays["data"]
+    report = datasets.build_all(progress=False)
+    assert report["folk"]["cached"] is False and report["chorales"]["cached"] is True
+    assert [t.id for t in datasets.load_folk()] == [t.id for t in tunes]

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from musiclab import cli, losses, metrics, recipes, symbolic, weights
+from musiclab.datasets import user
 from musiclab.errors import BadInputError
 from musiclab.models import audio_rnn, rnn
 
@@ -140,21 +141,24 @@ def test_score_command_on_npz_and_midi(tmp_path, capsys):
 def test_bad_piano_rolls_are_named(tmp_path, arrays, message):
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(BadInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        metrics.score_rolls(_constant_model(0.5), recipes.rnn.read_pianorolls(tmp_path / "bad.npz"))
+        metrics.score_rolls(_constant_model(0.5), user.read_pianorolls(tmp_path / "bad.npz"))
 
 
 def test_bad_files_are_named(tmp_path):
     (tmp_path / "empty.npz").write_bytes(b"")
     with pytest.raises(BadInputError, match="empty file"):
-        recipes.rnn.read_pianorolls(tmp_path / "empty.npz")
+        user.read_pianorolls(tmp_path / "empty.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(BadInputError, match="not a readable .npz"):
-        recipes.rnn.read_pianorolls(tmp_path / "junk.npz")
+        user.read_pianorolls(tmp_path / "junk.npz")
     (tmp_path / "roll.txt").write_text("0 1")
     with pytest.raises(BadInputError, match="expected a MIDI file"):
-        recipes.rnn.read_pianorolls(tmp_path / "roll.txt")
+        user.read_pianorolls(tmp_path / "roll.txt")
+    with pytest.raises(BadInputError, match=r"0 usable piano-roll file\(s\) \(2 skipped\)"):
+        user.read_pianoroll_folder(tmp_path)
+    (tmp_path / "nothing").mkdir()
     with pytest.raises(BadInputError, match="no train.npz"):
-        recipes.rnn.read_pianoroll_folder(tmp_path)
+        user.read_pianoroll_folder(tmp_path / "nothing")
 
 
 def test_train_poly_on_user_npz_folder(tmp_path):
@@ -240,8 +244,9 @@ def test_train_command_with_data_on_a_midi_folder(tmp_path, capsys):
         roll = (rng.random((10, 88)) < 0.04).astype(np.uint8)
         roll[:, 39] = 1  # never an empty file
         symbolic.notes_to_midi(symbolic.pianoroll_to_notes(roll), tmp_path / f"piece{i}.mid")
-    data = recipes.rnn.read_pianoroll_folder(tmp_path)
-    assert len(data["train"]) + len(data["valid"]) == 12 and data["valid"]
+    data, description, skipped = user.read_pianoroll_folder(tmp_path)
+    assert len(data["train"]) + len(data["valid"]) == 12 and data["valid"] and not skipped
+    assert "12 files split by file" in description
     out = tmp_path / "out"
     assert cli.main(["train", "poly-made", "--steps", "2", "--data", str(tmp_path), "--out", str(out)]) == 0
     assert (out / "poly-made.safetensors").exists() and "history" not in capsys.readouterr().out

@@ -7,7 +7,7 @@
   its prediction after t steps shows how much of the piece it needed to hear.
 
 Labels come from the corpus metadata (`task_label`; for your own files, ``--data``, the class
-subfolders as the region task alone, `recipes.common.user_classes`); a tune without a label for a
+subfolders as the region task alone, `datasets.user.read_classes`); a tune without a label for a
 task is left out of that task's loss (target -100). Every ``forward`` returns logits.
 
 Chapter: notebooks/08_multitask_evaluation.ipynb

@@ -8,15 +8,18 @@ command-line names to them.
 
 Every recipe takes ``out_dir, steps, command`` (and may take ``progress``). **Your own data**
 (``python -m musiclab train NAME --data PATH``): a recipe opts in by taking a keyword ``data=None``
-(`accepts_data` checks the signature; the command line refuses ``--data`` for the others). With a
-folder of melody files it calls ``tunes, description, skipped = common.user_melodies(data)`` (MIDI,
-ABC, MusicXML -> `datasets.Tune` by split); a recipe that learns labels (the classifiers, the
+(`accepts_data` checks the signature; the command line refuses ``--data`` for the others). Your files
+come in through `datasets.user`, the one door for them. With a folder of melody files a recipe calls
+``tunes, description, skipped = datasets.user.read_melodies(data, melody)`` (MIDI, ABC, MusicXML ->
+`datasets.Tune` by split; a recipe that reads melodies also takes ``melody``, the rule for chords:
+``--melody top`` keeps their highest note); a recipe that learns labels (the classifiers, the
 symbolic CycleGAN) takes them from the folder layout, one class per subfolder, with ``tunes,
-classes, description, skipped = common.user_classes(data)`` (a tune's class is its ``region``);
-with recordings ``segments, description, skipped =
-common.user_audio(data, sr, segment_s)`` (WAV, FLAC, OGG, MP3 -> checked, peak-normalised segments
-by split). All three print and skip unusable files and raise ``BadInputError`` when too little is left;
-splits come from `datasets.split_ranked`. Put ``description`` (and ``skipped``) into the sidecar via
+classes, description, skipped = datasets.user.read_classes(data)`` (a tune's class is its
+``region``); with piano rolls ``rolls, description, skipped = datasets.user.read_pianoroll_folder(data)``;
+with recordings ``segments, description, skipped = datasets.user.read_audio_segments(data, sr,
+segment_s, model)`` (WAV, FLAC, OGG, MP3 -> checked, peak-normalised segments by split). All of them
+print and skip unusable files and raise ``BadInputError`` when too little is left; splits come from
+`datasets.split_ranked`. Put ``description`` (and ``skipped``) into the sidecar via
 `common._finish`, keep the same `train.fit` call (checkpoints, progress, resuming), and size
 batches with ``min(batch_size, n)`` so that a small folder still trains.
 

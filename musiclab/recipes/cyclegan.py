@@ -12,7 +12,7 @@ import torch
 
 from .. import audio, config, datasets, losses, symbolic, train
 from ..errors import BadInputError
-from .common import _finish, _keep_best, user_classes
+from .common import _finish, _keep_best
 
 TIMBRE_PROGRAMS = (73, 71)  # flute (A) <-> clarinet (B)
 SYMBOLIC_REGIONS = ("German", "Chinese")
@@ -150,11 +150,12 @@ def score_timbre_transfer(model, pairs) -> dict:
 
 
 def train_cyclegan_timbre(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
-                          programs=TIMBRE_PROGRAMS, data: str | None = None) -> dict:
+                          programs=TIMBRE_PROGRAMS, data: str | None = None, melody: str = "single") -> dict:
     """The chapter-7 timbre CycleGAN: flute <-> clarinet log-mels of *different* folk melodies.
 
     Training: the train split's tunes (or the melody files in folder ``data``, see
-    `datasets.load_melody_folder`; unusable files are skipped and listed in the sidecar) alternate
+    `datasets.user.read_melodies`, ``melody`` its rule for chords; unusable files are skipped and listed in the
+    sidecar) alternate
     between the sides (even -> A, odd -> B), so no melody is heard on both instruments. Early stopping
     on the valid split's log-spectral distance (paired renderings, used only to pick the checkpoint);
     the figures reported are on the corpus's test split.
@@ -171,9 +172,8 @@ def train_cyclegan_timbre(out_dir="runs", steps: int | None = None, command: str
     if data is None:
         tunes = _spread(datasets.load_folk("train"), config.pick(120, 600))
     else:
-        tunes, skipped = datasets.load_melody_folder(data)
-        if len(tunes) < 2:
-            raise BadInputError(f"{data}: {len(tunes)} usable melodies; the two sides need at least 2")
+        by_split, _, skipped = datasets.user.read_melodies(data, melody)
+        tunes = sorted((t for split in by_split.values() for t in split), key=lambda t: t.id)  # by file name
     n_frames = 64  # about one second per patch
     side_a = [x for x in timbre_log_mels(tunes[0::2], program_a, max_quarters) if x.shape[-1] >= n_frames]
     side_b = [x for x in timbre_log_mels(tunes[1::2], program_b, max_quarters) if x.shape[-1] >= n_frames]
@@ -276,22 +276,17 @@ def symbolic_strength_curve(model, phrases, direction: str, strengths=(0.0, 0.5,
     return rows
 
 
-def _two_domains(data) -> tuple[dict, tuple[str, str], str, list]:
+def _two_domains(data, melody: str = "single") -> tuple[dict, tuple[str, str], str, list]:
     """Your two domains for the symbolic CycleGAN: ``data`` must hold exactly two subfolders of melody
-    files, A and B in name order (`common.user_classes`). Returns ``(tunes by split, (A, B),
+    files, A and B in name order (`datasets.user.read_classes`). Returns ``(tunes by split, (A, B),
     description, skipped files)``; another number of subfolders raises ``BadInputError`` naming them."""
-    folders = sorted(f.name for f in Path(data).iterdir() if f.is_dir() and not f.name.startswith(".")) \
-        if Path(data).is_dir() else []
-    if len(folders) != 2:
-        raise BadInputError(f"{data}: found {len(folders)} subfolder(s) {folders}; the symbolic CycleGAN needs "
-                            "exactly two, one per domain (PATH/A/*.mid and PATH/B/*.mid)")
-    tunes, classes, description, skipped = user_classes(data)
+    tunes, classes, description, skipped = datasets.user.read_classes(data, melody=melody, n_classes=2)
     return tunes, tuple(classes), description, skipped
 
 
 def train_cyclegan_symbolic(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
                             regions=SYMBOLIC_REGIONS, lambda_cycle: float = 1.0, lambda_identity: float = 0.1,
-                            data: str | None = None) -> dict:
+                            data: str | None = None, melody: str = "single") -> dict:
     """The chapter-7 symbolic CycleGAN: 4-bar phrases of two regions' folk melodies (unpaired by nature).
 
     Cycle and identity use the cross-entropy with small weights (``lambda_cycle`` 1, ``lambda_identity``
@@ -314,7 +309,7 @@ def train_cyclegan_symbolic(out_dir="runs", steps: int | None = None, command: s
     if data is None:
         tunes = {split: datasets.load_folk(split, regions=regions) for split in ("train", held_out)}
     else:
-        tunes, regions, description, skipped = _two_domains(data)
+        tunes, regions, description, skipped = _two_domains(data, melody)
         held_out = "test" if tunes["test"] else "valid"
     region_a, region_b = regions
     model_config = cyclegan.CycleGanConfig(n_channels=symbolic.VOCAB_SIZE, hidden=config.pick(64, 96),

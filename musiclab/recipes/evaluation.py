@@ -4,7 +4,7 @@ Both train on random crops of the folk melodies (32..256 sixteenth-note steps), 
 +-5 semitones (every task here is transposition-invariant: region, tune function, meter, mode), and
 are scored on the held-out test split. With ``--data PATH`` they learn the classes of your own
 melodies instead, one class per subfolder (``PATH/<class>/*.mid|*.abc|*.xml``, see
-`common.user_classes`): the subfolders are the classes of the style (region) task, the only task
+`datasets.user.read_classes`): the subfolders are the classes of the style (region) task, the only task
 trained then (your files carry no tune type, meter or mode, and the model has no head for them).
 
 Chapter: notebooks/08_multitask_evaluation.ipynb
@@ -19,7 +19,7 @@ import torch
 
 from .. import config, datasets, losses, symbolic, train
 from ..errors import BadInputError
-from .common import _finish, _keep_best, user_classes
+from .common import _finish, _keep_best
 
 THREE_REGIONS = ("German", "Chinese", "Irish")
 CROP_STEPS = (32, 64, 128, None)  # None = the whole tune
@@ -147,13 +147,14 @@ def _held_out(tunes: dict) -> str:
     return "test" if tunes["test"] else "valid"
 
 
-def labelled_tunes(data=None, tasks=None, progress: bool = True) -> tuple[dict, dict, str, list]:
+def labelled_tunes(data=None, tasks=None, progress: bool = True, melody: str = "single") -> tuple[dict, dict, str, list]:
     """What the classifiers learn from: ``(tunes by split, labels task -> class names, description
     for the sidecar, skipped files)``.
 
     Without ``data``: the folk melodies with the corpus's labels for ``tasks`` (default all of
     `mtnn.TASKS`; a label seen fewer than 8 (quick) / 20 (full) times in train becomes "other").
-    With ``data``: your class folders (`common.user_classes`) as the region task alone.
+    With ``data``: your class folders (`datasets.user.read_classes`, ``melody`` its rule for chords) as
+    the region task alone.
     """
     from ..models import mtnn
 
@@ -163,14 +164,14 @@ def labelled_tunes(data=None, tasks=None, progress: bool = True) -> tuple[dict, 
         return tunes, labels, "folk melodies (music21 corpus), train/valid/test split by hash; scores on test", []
     if tasks is not None and tuple(tasks) != ("region",):
         raise BadInputError(f"tasks={tuple(tasks)}: your data's subfolders label the region (style) task only")
-    tunes, classes, description, skipped = user_classes(data)
+    tunes, classes, description, skipped = datasets.user.read_classes(data, melody=melody)
     held_out = "test" if _held_out(tunes) == "test" else "valid (no test file: fewer than 10 files per class)"
     return tunes, {"region": classes}, f"{description}; scores on {held_out}", skipped
 
 
 def train_mtnn(out_dir="runs", steps: int | None = None, command: str = "", tasks=None,
                weighting: str = "uncertainty", balance: str | None = None, name: str = "mtnn",
-               progress: bool = True, data: str | None = None) -> dict:
+               progress: bool = True, data: str | None = None, melody: str = "single") -> dict:
     """The chapter-8 multi-task network (or, with one task, a single-task baseline) on the folk
     melodies in the corpus's proportions (``balance="region"``: regions drawn equally often);
     early stopping on the validation loss summed over the tasks. With ``data`` (a folder with one
@@ -178,7 +179,7 @@ def train_mtnn(out_dir="runs", steps: int | None = None, command: str = "", task
     from ..models import mtnn
 
     config.seed_everything(0)
-    tunes, labels, description, skipped = labelled_tunes(data, tasks, progress)
+    tunes, labels, description, skipped = labelled_tunes(data, tasks, progress, melody)
     model_config = mtnn.MultiTaskConfig(labels=labels, channels=config.pick(64, 96))
     model = mtnn.MultiTaskNet(model_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
@@ -254,7 +255,7 @@ def accuracy_vs_steps_read(model, tunes, task: str = "region", read_steps=READ_S
 
 
 def train_rnn_evaluator(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
-                        data: str | None = None) -> dict:
+                        data: str | None = None, melody: str = "single") -> dict:
     """The chapter-9 GRU evaluator: per-step predictions of the chapter-8 tasks (with ``data``, of
     your classes, one subfolder each, as the region task alone: `labelled_tunes`).
 
@@ -263,7 +264,7 @@ def train_rnn_evaluator(out_dir="runs", steps: int | None = None, command: str =
     from ..models import mtnn
 
     config.seed_everything(0)
-    tunes, labels, description, skipped = labelled_tunes(data, progress=progress)
+    tunes, labels, description, skipped = labelled_tunes(data, progress=progress, melody=melody)
     model_config = mtnn.RNNEvaluatorConfig(labels=labels, hidden_dim=config.pick(96, 128))
     model = mtnn.RNNEvaluator(model_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from .. import config, datasets, losses, symbolic, train
-from .common import _finish, user_melodies
+from .common import _finish
 
 
 def next_token_step(model):
@@ -38,9 +38,10 @@ def score_next_token(model, contexts: torch.Tensor, targets: torch.Tensor, batch
             "valid_onset_accuracy": (predicted[onset] == targets[onset]).float().mean().item()}
 
 
-def train_next_token(out_dir="runs", steps: int | None = None, command: str = "", data=None) -> dict:
+def train_next_token(out_dir="runs", steps: int | None = None, command: str = "", data=None,
+                     melody: str = "single") -> dict:
     """The chapter-2 neural n-gram on the folk melodies' event grids, or on the melody files in folder
-    ``data`` (see `common.user_melodies`)."""
+    ``data`` (see `datasets.user.read_melodies`; ``melody``: its rule for chords)."""
     from ..models.ngram import NextTokenConfig, NextTokenMLP
 
     config.seed_everything(0)
@@ -50,7 +51,7 @@ def train_next_token(out_dir="runs", steps: int | None = None, command: str = ""
         tunes = {split: datasets.load_folk(split) for split in ("train", "valid")}
         description, skipped = "folk melodies, train/valid split by hash", []
     else:
-        tunes, description, skipped = user_melodies(data)
+        tunes, description, skipped = datasets.user.read_melodies(data, melody)
     train_x, train_y = datasets.next_token_windows(tunes["train"], model_config.context_len)
     valid_x, valid_y = datasets.next_token_windows(tunes["valid"], model_config.context_len)
     model = NextTokenMLP(model_config)

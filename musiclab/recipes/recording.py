@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import audio, config, recording, train
+from .. import audio, config, datasets, recording, train
 from ..errors import BadInputError
 from .common import save_run_weights
 from .gan import gan_batches, gan_step, score_gan_diversity
@@ -33,7 +33,7 @@ def book_recording(sr: int = 44100) -> tuple[np.ndarray, str]:
 
     Chapter: notebooks/11_end_to_end.ipynb
     """
-    from .. import datasets, symbolic
+    from .. import symbolic
 
     tune = next((t for t in datasets.load_folk(progress=False) if t.id == BOOK_TUNE_ID), None)
     if tune is None:
@@ -61,24 +61,6 @@ def recording_slices(y, model_config) -> dict:
             "program": condition + model_config.programs[0], "pitch": condition + model_config.pitches[0]}
 
 
-def load_training_recordings(data, sr: int) -> tuple[list[np.ndarray], list[tuple[str, str]]]:
-    """``data``: one audio file or a folder of them. Returns the usable recordings (mono, at ``sr``) and
-    ``(file, problem)`` for each file that was skipped; raises if none is usable."""
-    path = Path(data)
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3")) \
-        if path.is_dir() else [path]
-    recordings, skipped = [], []
-    for file in files:
-        try:
-            recordings.append(recording.load_recording(file, sr)[0])
-        except BadInputError as err:
-            skipped.append((str(file), str(err)))
-    if not recordings:
-        raise BadInputError(f"{path}: no usable recording ({len(skipped)} skipped: "
-                            + "; ".join(problem for _, problem in skipped) + ")")
-    return recordings, skipped
-
-
 def train_recording_gan(out_dir="runs", steps: int | None = None, command: str = "", data=None,
                         progress: bool = True) -> dict:
     """Train the single-condition SpecGAN on slices of ``data`` (an audio file or a folder), or of the
@@ -92,7 +74,7 @@ def train_recording_gan(out_dir="runs", steps: int | None = None, command: str =
         y, title = book_recording(model_config.sr)
         recordings, skipped, source = [y.mean(axis=0)], [], f"book recording: {title}"
     else:
-        recordings, skipped = load_training_recordings(data, model_config.sr)
+        recordings, skipped = datasets.user.read_recordings(data, model_config.sr)
         source = f"{data} ({len(recordings)} recordings, {len(skipped)} skipped)"
     parts = [recording_slices(y, model_config) for y in recordings]
     slices = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}

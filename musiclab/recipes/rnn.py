@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import config, datasets, losses, metrics, symbolic, train
+from .. import config, datasets, losses, metrics, train
 from ..errors import BadInputError
 from ..metrics import score_rolls
-from .common import _finish, _keep_best, _report_skipped, user_audio, user_melodies
+from .common import _finish, _keep_best
 
 
 def poly_step(model):
@@ -48,7 +48,7 @@ def poly_batches(rolls, batch_size: int = 16, n_frames: int | None = None):
 def train_poly(out_dir="runs", steps: int | None = None, command: str = "", output: str = "independent",
                data: str | None = None, progress: bool = True, name: str | None = None) -> dict:
     """The chapter-5 polyphonic LSTM (independent or NADE outputs) on the JSB-like chorales, or on
-    the piano rolls in folder ``data`` (see `read_pianoroll_folder`).
+    the piano rolls in folder ``data`` (see `datasets.user.read_pianoroll_folder`).
 
     Trains with early stopping on the validation NLL; reports nats per frame on valid (and test for
     the chorales), the convention of the published JSB Chorales results.
@@ -62,9 +62,7 @@ def train_poly(out_dir="runs", steps: int | None = None, command: str = "", outp
         rolls = {split: [c.roll for c in datasets.load_chorales(split)] for split in datasets.SPLITS}
         description = "JSB-like Bach chorales (music21 corpus, quarter-note frames, in C), split by hash"
     else:
-        rolls = read_pianoroll_folder(data, skipped=skipped)
-        _report_skipped(skipped)
-        description = f"user piano rolls from {data}, {len(skipped)} files skipped"
+        rolls, description, skipped = datasets.user.read_pianoroll_folder(data)
     model_config = rnn.PolyConfig(output=output, hidden_dim=config.pick(128, 256),
                                   dropout=config.pick(0.2, 0.4), made_dim=config.pick(128, 512))
     model = rnn.PolyRNN(model_config)
@@ -91,63 +89,6 @@ def train_poly(out_dir="runs", steps: int | None = None, command: str = "", outp
     return result
 
 
-def read_pianorolls(path, n_keys: int = 88) -> list[np.ndarray]:
-    """Read piano rolls a user brings: a MIDI file (quarter-note frames, as in the JSB data) or an
-    ``.npz`` of (T, n_keys) 0/1 arrays (every array in the file is one roll)."""
-    from ..models import rnn
-
-    path = Path(path)
-    if not path.exists():
-        raise BadInputError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise BadInputError(f"{path}: empty file")
-    suffix = path.suffix.lower()
-    if suffix in symbolic.MIDI_SUFFIXES:
-        notes = symbolic.midi_to_notes(path)
-        if not notes:
-            raise BadInputError(f"{path}: no notes")
-        return rnn.check_rolls([symbolic.notes_to_pianoroll(notes)], n_keys, str(path))
-    if suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                rolls = [data[key] for key in data.files]
-        except (ValueError, OSError) as error:
-            raise BadInputError(f"{path}: not a readable .npz file ({error})") from None
-        return rnn.check_rolls(rolls, n_keys, str(path))
-    raise BadInputError(f"{path}: expected a MIDI file (.mid, .midi) or an .npz of (T, {n_keys}) arrays")
-
-
-def read_pianoroll_folder(path, n_keys: int = 88, skipped: list | None = None) -> dict[str, list[np.ndarray]]:
-    """Training data a user brings for ``train poly-rnn --data PATH``: ``train.npz`` and ``valid.npz``
-    in PATH, or a folder of MIDI files (10 % of the files validate, at least one, chosen by
-    `datasets.split_ranked`). Returns ``{"train": rolls, "valid": rolls}``. With a list ``skipped``,
-    unreadable MIDI files are appended to it as ``(file name, reason)`` instead of raising."""
-    folder = Path(path)
-    if not folder.is_dir():
-        raise BadInputError(f"{folder}: not a folder")
-    if (folder / "train.npz").exists():
-        if not (folder / "valid.npz").exists():
-            raise BadInputError(f"{folder}: has train.npz but no valid.npz")
-        return {split: read_pianorolls(folder / f"{split}.npz", n_keys) for split in ("train", "valid")}
-    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in symbolic.MIDI_SUFFIXES)
-    if not files:
-        raise BadInputError(f"{folder}: no train.npz / valid.npz and no MIDI files")
-    rolls = {}
-    for file in files:
-        try:
-            rolls[file.name] = read_pianorolls(file, n_keys)
-        except BadInputError as error:
-            if skipped is None:
-                raise
-            skipped.append((file.name, str(error).replace(f"{file}: ", "")))
-    if len(rolls) < 2:
-        raise BadInputError(f"{folder}: {len(rolls)} usable MIDI file(s) cannot be split into train and valid; "
-                            "bring at least 2")
-    splits = datasets.split_ranked(list(rolls), valid=0.1, test=0.0)
-    return {split: [r for (name, file_rolls), s in zip(rolls.items(), splits) if s == split for r in file_rolls]
-            for split in ("train", "valid")}
-
-
 def score_pianoroll_file(name: str, path, weights=None) -> dict:
     """``python -m musiclab score poly-rnn FILE``: NLL of the piano rolls in FILE (MIDI or .npz of
     (T, 88) 0/1 arrays) in nats per frame, summed over the 88 keys, first frame of each roll excluded.
@@ -157,7 +98,7 @@ def score_pianoroll_file(name: str, path, weights=None) -> dict:
     if name not in ("poly-rnn", "poly-made"):
         raise BadInputError(f"score: {name!r} does not score piano rolls; use poly-rnn or poly-made")
     model, _ = rnn.load_pretrained(name, weights)
-    return score_rolls(model, read_pianorolls(path))
+    return score_rolls(model, datasets.user.read_pianorolls(path))
 
 
 def melody_step(model):
@@ -248,10 +189,11 @@ def condition_labels(tunes, min_count: int = 50) -> tuple[list, list]:
 
 
 def train_melody(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
-                 data=None) -> dict:
+                 data=None, melody: str = "single") -> dict:
     """The chapter-5 melody RNN: an LSTM language model over the folk melodies' event grids,
     conditioned on region and tune type; or over the melody files in folder ``data`` (see
-    `common.user_melodies`; they have no labels, so the conditions are all "unknown")."""
+    `datasets.user.read_melodies`, ``melody`` its rule for chords; they have no labels, so the conditions
+    are all "unknown")."""
     from ..models import rnn
 
     config.seed_everything(0)
@@ -259,7 +201,7 @@ def train_melody(out_dir="runs", steps: int | None = None, command: str = "", pr
         train_tunes, valid_tunes = datasets.load_folk("train"), datasets.load_folk("valid")
         description, skipped = "folk melodies (music21 corpus), train/valid split by hash", []
     else:
-        tunes, description, skipped = user_melodies(data)
+        tunes, description, skipped = datasets.user.read_melodies(data, melody)
         train_tunes, valid_tunes = tunes["train"], tunes["valid"]
     regions, tune_types = condition_labels(train_tunes, min_count=config.pick(10, 50))
     model_config = rnn.MelodyConfig(regions=regions, tune_types=tune_types, hidden_dim=config.pick(128, 256),
@@ -354,7 +296,7 @@ def train_audio(out_dir="runs", steps: int | None = None, command: str = "", out
                 progress: bool = True, data=None) -> dict:
     """The chapter-5 sample-level audio RNN on SoundFont clarinet notes at 8 kHz, with a categorical
     mu-law output (``audio-rnn``) or a Gaussian output trained with MSE (``audio-rnn-mse``); or on
-    0.5 s segments of the recordings in ``data`` at 8 kHz (see `common.user_audio`; held out: at
+    0.5 s segments of the recordings in ``data`` at 8 kHz (see `datasets.user.read_audio_segments`; held out: at
     most 16 validation segments)."""
     from .. import audio
     from ..models import audio_rnn
@@ -367,7 +309,7 @@ def train_audio(out_dir="runs", steps: int | None = None, command: str = "", out
         description, skipped = (f"SoundFont TimGM6mb program {AUDIO_PROGRAM}, {AUDIO_SR} Hz, train pitches "
                                 f"{list(AUDIO_TRAIN_PITCHES)}, held-out pitches {list(AUDIO_HELD_OUT_PITCHES)}"), []
     else:
-        segments, description, skipped = user_audio(data, AUDIO_SR, 0.5)
+        segments, description, skipped = datasets.user.read_audio_segments(data, AUDIO_SR, 0.5, "the audio RNN")
         train_levels = torch.from_numpy(audio.mu_law_encode(segments["train"]))
         held_out = torch.from_numpy(audio.mu_law_encode(segments["valid"][:16]))
     model_config = audio_rnn.AudioConfig(output=output, hidden_dim=config.pick(64, 128))

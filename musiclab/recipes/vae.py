@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .. import config, datasets, losses, train
-from .common import _finish, user_audio, user_melodies
+from .common import _finish
 
 
 def vae_melody_step(model, beta: float = 0.2, free_nats: float = 16.0, warmup_steps: int = 1000,
@@ -51,9 +51,11 @@ def melody_slices(tunes, transpose=range(-5, 7), max_slices: int | None = None, 
 
 
 def train_vae_melody(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
-                     beta: float = 0.1, free_nats: float = 48.0, word_dropout: float = 0.25, data=None) -> dict:
+                     beta: float = 0.1, free_nats: float = 48.0, word_dropout: float = 0.25, data=None,
+                     melody: str = "single") -> dict:
     """The chapter-4 melody VAE on 2-bar slices of the folk melodies of all regions, or of the melody
-    files in folder ``data`` (see `common.user_melodies`; their test split falls back to valid)."""
+    files in folder ``data`` (see `datasets.user.read_melodies`, ``melody`` its rule for chords; their test
+    split falls back to valid)."""
     from ..models import vae
 
     config.seed_everything(0)
@@ -64,7 +66,7 @@ def train_vae_melody(out_dir="runs", steps: int | None = None, command: str = ""
         description, skipped = ("folk melodies of all regions, 2-bar slices (hop 1 bar), train split with "
                                 "transposition -5..+6; metrics on every 2-bar slice of the test split, untransposed"), []
     else:
-        tunes, description, skipped = user_melodies(data)
+        tunes, description, skipped = datasets.user.read_melodies(data, melody)
         tunes["test"] = tunes["test"] or tunes["valid"]
     train_data = datasets.GridSliceDataset(tunes["train"], n_bars=2)
     batch_size = min(64, len(train_data))
@@ -152,7 +154,7 @@ def score_timbre(model, notes: dict, test: np.ndarray, k: int = 5) -> dict:
 def train_vae_timbre(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
                      beta: float = 1.0, data=None) -> dict:
     """The chapter-4 timbre VAE on SoundFont one-shot notes of 8 instruments, or on 0.512 s segments of
-    the recordings in ``data`` (see `common.user_audio`; measured by the validation segments'
+    the recordings in ``data`` (see `datasets.user.read_audio_segments`; measured by the validation segments'
     reconstruction RMSE, as there are no instrument labels)."""
     from ..models import vae
 
@@ -166,8 +168,8 @@ def train_vae_timbre(out_dir="runs", steps: int | None = None, command: str = ""
                                 "48-84 (held out: pitch % 4 == 1), velocities as in the config's mode; silent renders "
                                 "dropped"), []
     else:
-        segments, description, skipped = user_audio(data, model_config.sr,
-                                                    model_config.n_frames * model_config.hop_length / model_config.sr)
+        segments, description, skipped = datasets.user.read_audio_segments(
+            data, model_config.sr, model_config.n_frames * model_config.hop_length / model_config.sr, "the timbre VAE")
         notes = {"x": vae.timbre_log_mel(np.concatenate([segments["train"], segments["valid"]]), model_config)}
         test = np.arange(len(notes["x"])) >= len(segments["train"])
         notes["program"] = np.zeros(len(test), np.int64)  # no labels: the step ignores them

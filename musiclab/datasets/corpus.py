@@ -30,16 +30,17 @@ import multiprocessing
 import os
 import re
 import time
+import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
-from . import config, fileio, symbolic
-from .errors import BadInputError
+from .. import config, fileio, symbolic
+from ..errors import BadInputError
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +300,7 @@ def _load_cache(stem: Path) -> tuple[list[np.ndarray], dict] | None:
             data, offsets = f["data"], f["offsets"]
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):  # cut short, damaged
         log.warning("data cache %s is unreadable; rebuilding it", stem)
         return None
     if meta.get("version") != CACHE_VERSION or len(offsets) != len(meta["items"]) + 1:
@@ -491,93 +492,3 @@ def build_all(progress: bool = True, force: bool = False) -> dict:
     report = {"mode": config.get_mode(), "cache": str(_data_dir()),
               "folk": build_folk(progress, force), "chorales": build_chorales(progress, force)}
     return report | {"total_s": round(time.perf_counter() - t0, 1)}
-
-
-# Torch dataset and the user's own files -------------------------------------------------------
-
-class GridSliceDataset(torch.utils.data.Dataset):
-    """Windows of ``n_bars`` bars cut from tunes' grids, randomly transposed at each access.
-
-    A "bar" is a fixed ``steps_per_bar`` = 16 sixteenths whatever the tune's meter, as in MusicVAE;
-    windows follow the rules of `symbolic.slice_grid`. Each access draws a shift from ``transpose``
-    (uniformly, with torch's generator, so `config.seed_everything` repeats it) among the shifts
-    that keep every pitch in ``[PITCH_LOW, PITCH_HIGH]``; ``transpose=None`` turns this off.
-    Items are LongTensor [shape=(n_bars * steps_per_bar,)] of tokens in ``[0, VOCAB_SIZE)``.
-
-    Chapter: notebooks/01_music_as_data.ipynb
-    """
-
-    def __init__(self, tunes, n_bars: int = 2, transpose=range(-5, 7), steps_per_bar: int = 16,
-                 hop_bars: int = 1):
-        parts = [symbolic.slice_grid(t.grid, n_bars, steps_per_bar, hop_bars) for t in tunes]
-        width = n_bars * steps_per_bar
-        self.windows = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)
-        self.tune_index = np.repeat(np.arange(len(parts)), [len(p) for p in parts])  # window -> tune
-        self.shifts = np.array(sorted(transpose) if transpose is not None else [0], dtype=np.int64)
-        has_note = self.windows >= 2
-        low = np.where(has_note, self.windows, 10 ** 6).min(axis=1, initial=10 ** 6) + symbolic.PITCH_LOW - 2
-        high = np.where(has_note, self.windows, -1).max(axis=1, initial=-1) + symbolic.PITCH_LOW - 2
-        self.allowed = ((low[:, None] + self.shifts >= symbolic.PITCH_LOW)  # [window, shift] keeps the range
-                        & (high[:, None] + self.shifts <= symbolic.PITCH_HIGH))
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        window = torch.from_numpy(self.windows[i].copy())
-        options = np.flatnonzero(self.allowed[i])
-        if options.size:
-            window[window >= 2] += int(self.shifts[options[torch.randint(len(options), ()).item()]])
-        return window
-
-
-def next_token_windows(tunes, context_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every (context, next token) pair of the tunes' grids, for next-token models.
-
-    Each grid is preceded by ``context_len`` RESTs, so that every token, the first included, is a
-    target once and a model also learns how melodies begin.
-
-    Returns
-    -------
-    contexts : LongTensor [shape=(N, context_len)]
-    targets : LongTensor [shape=(N,)]
-        N = the total length of the grids.
-
-    Chapter: notebooks/02_learning_to_generate.ipynb
-    """
-    if context_len < 1:
-        raise BadInputError(f"context_len={context_len}: expected >= 1")
-    contexts, targets = [], []
-    for t in tunes:
-        padded = np.concatenate([np.full(context_len, symbolic.REST, dtype=np.int64), t.grid])
-        contexts.append(np.lib.stride_tricks.sliding_window_view(padded, context_len)[:-1])
-        targets.append(t.grid.astype(np.int64))
-    if not targets:
-        return torch.zeros((0, context_len), dtype=torch.long), torch.zeros(0, dtype=torch.long)
-    return torch.from_numpy(np.concatenate(contexts)), torch.from_numpy(np.concatenate(targets))
-
-
-def load_melody_folder(path) -> tuple[list[Tune], list[tuple[str, str]]]:
-    """Read every melody file of a folder (.mid .midi .abc .xml .musicxml .mxl) as a Tune.
-
-    Unusable files (corrupt, polyphonic, out of range, ...) are skipped, not fatal, and returned
-    as ``(file name, reason)``. The tunes get region "user", empty labels, and a split by
-    `split_ranked` of their ids (a validation tune as soon as there are two).
-
-    Chapter: notebooks/01_music_as_data.ipynb
-    """
-    folder = Path(path)
-    if not folder.is_dir():
-        raise BadInputError(f"{folder}: not a folder")
-    tunes, skipped = [], []
-    for file in sorted(f for f in folder.iterdir() if f.suffix.lower() in symbolic.MELODY_SUFFIXES):
-        try:
-            grid = symbolic.notes_to_grid(symbolic.read_melody(file))
-        except BadInputError as exc:
-            skipped.append((file.name, str(exc).replace(f"{file}: ", "")))
-            continue
-        item_id = f"user/{folder.name}/{file.name}"
-        tunes.append(Tune(item_id, "user", folder.name, file.stem, "", "", "", "", grid))
-    for tune, split in zip(tunes, split_ranked([t.id for t in tunes])):
-        tune.split = split
-    return tunes, skipped

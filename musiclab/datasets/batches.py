@@ -1,0 +1,73 @@
+"""Batches for the book's models: windows of melodies as a torch Dataset, (context, next token) pairs.
+
+Chapter: notebooks/01_music_as_data.ipynb
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .. import symbolic
+from ..errors import BadInputError
+
+
+class GridSliceDataset(torch.utils.data.Dataset):
+    """Windows of ``n_bars`` bars cut from tunes' grids, randomly transposed at each access.
+
+    A "bar" is a fixed ``steps_per_bar`` = 16 sixteenths whatever the tune's meter, as in MusicVAE;
+    windows follow the rules of `symbolic.slice_grid`. Each access draws a shift from ``transpose``
+    (uniformly, with torch's generator, so `config.seed_everything` repeats it) among the shifts
+    that keep every pitch in ``[PITCH_LOW, PITCH_HIGH]``; ``transpose=None`` turns this off.
+    Items are LongTensor [shape=(n_bars * steps_per_bar,)] of tokens in ``[0, VOCAB_SIZE)``.
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
+
+    def __init__(self, tunes, n_bars: int = 2, transpose=range(-5, 7), steps_per_bar: int = 16,
+                 hop_bars: int = 1):
+        parts = [symbolic.slice_grid(t.grid, n_bars, steps_per_bar, hop_bars) for t in tunes]
+        width = n_bars * steps_per_bar
+        self.windows = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)
+        self.tune_index = np.repeat(np.arange(len(parts)), [len(p) for p in parts])  # window -> tune
+        self.shifts = np.array(sorted(transpose) if transpose is not None else [0], dtype=np.int64)
+        has_note = self.windows >= 2
+        low = np.where(has_note, self.windows, 10 ** 6).min(axis=1, initial=10 ** 6) + symbolic.PITCH_LOW - 2
+        high = np.where(has_note, self.windows, -1).max(axis=1, initial=-1) + symbolic.PITCH_LOW - 2
+        self.allowed = ((low[:, None] + self.shifts >= symbolic.PITCH_LOW)  # [window, shift] keeps the range
+                        & (high[:, None] + self.shifts <= symbolic.PITCH_HIGH))
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        window = torch.from_numpy(self.windows[i].copy())
+        options = np.flatnonzero(self.allowed[i])
+        if options.size:
+            window[window >= 2] += int(self.shifts[options[torch.randint(len(options), ()).item()]])
+        return window
+
+
+def next_token_windows(tunes, context_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every (context, next token) pair of the tunes' grids, for next-token models.
+
+    Each grid is preceded by ``context_len`` RESTs, so that every token, the first included, is a
+    target once and a model also learns how melodies begin.
+
+    Returns
+    -------
+    contexts : LongTensor [shape=(N, context_len)]
+    targets : LongTensor [shape=(N,)]
+        N = the total length of the grids.
+
+    Chapter: notebooks/02_learning_to_generate.ipynb
+    """
+    if context_len < 1:
+        raise BadInputError(f"context_len={context_len}: expected >= 1")
+    contexts, targets = [], []
+    for t in tunes:
+        padded = np.concatenate([np.full(context_len, symbolic.REST, dtype=np.int64), t.grid])
+        contexts.append(np.lib.stride_tricks.sliding_window_view(padded, context_len)[:-1])
+        targets.append(t.grid.astype(np.int64))
+    if not targets:
+        return torch.zeros((0, context_len), dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    return torch.from_numpy(np.concatenate(contexts)), torch.from_numpy(np.concatenate(targets))
