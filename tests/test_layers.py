@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "musiclab"
 LAYERS = [
     ("ground", ["", "errors", "fileio", "config"]),  # "" is the package's own __init__
     ("losses", ["losses"]),
-    ("signals", ["symbolic", "audio"]),
+    ("signals", ["symbolic", "audio", "recording"]),  # recording: checks and cuts a recording's samples
     ("weights", ["weights"]),
     ("data", ["datasets", "datasets.*"]),
     ("models", ["models", "models.*"]),
@@ -22,7 +22,7 @@ LAYERS = [
     # plot draws figures from plain arrays and imports nothing of musiclab's; the analysis reports
     # (a transcription's surprising notes) draw with it, so it sits below them.
     ("figures", ["plot"]),
-    ("analysis", ["metrics", "style", "surprise", "recording", "watermark", "memorisation", "transcription",
+    ("analysis", ["metrics", "style", "surprise", "watermark", "memorisation", "transcription",
                   "leaderboard", "upload", "evaluate"]),
     ("recipes", ["recipes", "recipes.*"]),
     ("widgets", ["widgets", "widgets.*"]),
