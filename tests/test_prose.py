@@ -165,3 +165,25 @@ def test_benchmarks_quote_the_sidecars():
                  if not str(entry["source"]).startswith("sidecar:")
                  or (why := source_problem(str(entry["number"]), entry["source"], set(), {}))]
     assert not problems, "\n".join(problems)
+
+
+GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([\w]+)(?::[^`]*)?`")
+GLUE_CALL = re.compile(r"""glue\(\s*(f?)["']([^"']+)["']""")
+
+
+def test_glued_names_are_glued_in_their_notebook():
+    """Every {glue:text} name of a chapter has a glue() call in one of its code cells (an f-string
+    name such as f"recall_{region}" covers recall_German), so the build can paste it."""
+    problems = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        patterns = [re.escape(name) if not is_f else re.sub(r"\\\{[^}]*\\\}", r"\\w+", re.escape(name))
+                    for is_f, name in GLUE_CALL.findall(code)]
+        for c in cells:
+            if c["cell_type"] != "markdown":
+                continue
+            for name in GLUE_ROLE.findall("".join(c["source"])):
+                if not any(re.fullmatch(p, name) for p in patterns):
+                    problems.append(f"{path.name}: {name!r} is pasted but never glued")
+    assert not problems, "\n".join(problems)
