@@ -14,7 +14,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,11 +114,10 @@ def source_problem(number: str, source: str, citation_keys: set, sections: dict)
 
 def test_no_project_words():
     """The book speaks to readers: nothing about issues, bars to meet, sessions or helpers."""
-    texts = dict(pages())
-    texts["README.md"] = (ROOT / "README.md").read_text()
+    texts = {page: _strip_markup(text) for page, text in pages().items()}
+    texts["README.md"] = _strip_markup((ROOT / "README.md").read_text())
     found = [f"{page}: ...{text[max(0, m.start() - 40):m.end() + 40]!r}..."
-             for page, text in texts.items() for m in PROJECT_WORDS.finditer(_strip_markup(text))
-             for text in [_strip_markup(text)]]
+             for page, text in texts.items() for m in PROJECT_WORDS.finditer(text)]
     assert not found, "words about how the project is organised:\n" + "\n".join(found)
 
 
