@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from musiclab import audio, recipes
+from musiclab.models import audio_rnn
 
 PRIME = 400  # 50 ms at 8 kHz
 
@@ -48,9 +49,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.25)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    sr, n_new = recipes.AUDIO_SR, round(args.seconds * recipes.AUDIO_SR)
-    notes = recipes.audio_notes(recipes.AUDIO_HELD_OUT_PITCHES)
-    (categorical, _), (gaussian, card) = recipes.load_rnn("audio-rnn"), recipes.load_rnn("audio-rnn-mse")
+    sr, n_new = recipes.rnn.AUDIO_SR, round(args.seconds * recipes.rnn.AUDIO_SR)
+    notes = recipes.rnn.audio_notes(recipes.rnn.AUDIO_HELD_OUT_PITCHES)
+    (categorical, _), (gaussian, card) = audio_rnn.load_pretrained("audio-rnn"), audio_rnn.load_pretrained("audio-rnn-mse")
     sigma = card["metrics"]["held_out_sigma"]
     samplers = {
         "real note": lambda prime, note, seed: note[PRIME:PRIME + n_new],
@@ -60,13 +61,13 @@ def main() -> None:
             n_new, prime, sigma=sigma, generator=torch.Generator().manual_seed(seed)),
         "Gaussian, mean only (sigma 0)": lambda prime, note, seed: gaussian.generate(n_new, prime, sigma=0.0),
     }
-    print(f"{len(recipes.AUDIO_HELD_OUT_PITCHES)} held-out pitches x {args.seeds} seeds, {args.seconds} s after a "
+    print(f"{len(recipes.rnn.AUDIO_HELD_OUT_PITCHES)} held-out pitches x {args.seeds} seeds, {args.seconds} s after a "
           f"50-ms prime, {sr} Hz; mean (sd) over clips")
     print(f"{'':38s} " + " ".join(f"{title:>15s}" for title in ("harmonic share", "flatness", "voiced share",
                                                                   "median |cents|")))
     for name, sample in samplers.items():
         rows = []
-        for pitch, note in zip(recipes.AUDIO_HELD_OUT_PITCHES, notes):
+        for pitch, note in zip(recipes.rnn.AUDIO_HELD_OUT_PITCHES, notes):
             f0_hz = 440 * 2 ** ((pitch - 69) / 12)
             for seed in range(args.seeds if name != "real note" else 1):
                 levels = np.asarray(sample(note[:PRIME], note, seed))
