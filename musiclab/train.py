@@ -450,7 +450,11 @@ def fit(modules: nn.Module | dict[str, nn.Module],
         if state["best"] is not None:
             best = state["best"]
         if step < n_steps:
+            log.info("%s: resuming %s at step %d of %d", desc, path, step, n_steps)
             data.replay(state["pass_start"], step)
+        else:
+            log.info("%s: %s already trained all %d steps; evaluating and writing the weights again (--restart "
+                     "starts over)", desc, path, n_steps)
     progress = progress and rank == 0
     distributed = world_size > 1 and init_distributed()
 
