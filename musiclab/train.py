@@ -582,7 +582,7 @@ def _last_good(path, saved_step) -> str:
     if path is None:
         return "no checkpoint was written (no checkpoint path)"
     if saved_step is None:
-        return f"no checkpoint was written yet ({path} does not hold this run)"
+        return "no checkpoint of this run was written yet"
     return f"the last good checkpoint is {path} (step {saved_step})"
 
 
