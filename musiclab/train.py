@@ -532,11 +532,11 @@ def fit(modules: nn.Module | dict[str, nn.Module],
                     save()
                 bar.update(1)
         except KeyboardInterrupt:
-            bar.close()
             save()
             raise TrainingInterrupted(step, path if rank == 0 else None,
                                       stop.signal_number or signal.SIGINT) from None
-    bar.close()
+        finally:
+            bar.close()  # before any message, so that it does not land inside the bar
     if evaluate is not None:
         run_evaluation()
     for module in modules.values():
@@ -562,8 +562,8 @@ def _report_speed(timed_from, step: int, n_steps: int, desc: str):
     if step - first_step >= 5 and elapsed >= 2.0 or step == n_steps:
         if step > first_step:
             seconds_per_step = elapsed / (step - first_step)
-            log.info("%s: %.3g s per step, about %s for the %d steps left", desc, seconds_per_step,
-                     format_duration(seconds_per_step * (n_steps - step)), n_steps - step,
+            left = f", about {format_duration(seconds_per_step * (n_steps - step))} for the {n_steps - step} steps left"
+            log.info("%s: %.3g s per step%s", desc, seconds_per_step, left if step < n_steps else "",
                      extra={"seconds_per_step": seconds_per_step})
         return False
     return timed_from

@@ -99,16 +99,16 @@ def _finite(value):
     return value
 
 
-def _finish(name: str, out_dir: Path, model, model_config, settings, metrics: dict, history, command: str,
+def _finish(name: str, out_dir: Path, model, model_config, settings, metrics: dict, run, command: str,
             data: str, **extra) -> dict:
     """Write ``out_dir/NAME.safetensors`` with its sidecar: the command, the mode, the settings whole,
     the data, the metrics, the device and the wall time of the whole run (earlier sessions of a
-    resumed run included: `train.History.wall_time_s`)."""
-    wall_time_s = round(history.wall_time_s(), 1)
+    resumed run included: ``run``, the `train.History` that `train.fit` returned)."""
+    wall_time_s = round(run.wall_time_s(), 1)
     meta = _finite({"command": command, "mode": config.get_mode(), "settings": dataclasses.asdict(settings),
                     "data": data, "metrics": metrics, "device": str(config.get_device()),
                     "torch_threads": torch.get_num_threads(), "wall_time_s": wall_time_s,
-                    "resumed_from_step": history.resumed_from, **extra})
+                    "resumed_from_step": run.resumed_from, **extra})
     train.save_weights(out_dir / f"{name}.safetensors", model, model_config, meta)
     return {"weights": str(out_dir / f"{name}.safetensors"), **meta["metrics"], "mode": config.get_mode(),
             "wall_time_s": wall_time_s}
