@@ -53,7 +53,7 @@ from . import fileio
 from .errors import BadInputError, CheckpointError, TrainingDivergedError, TrainingInterrupted
 
 log = logging.getLogger(__name__)
-RESTART_HINT = "remove the file or pass --restart to start over"
+RESTART_HINT = "remove the file or pass --restart to start over"  # restart=True in Python
 
 
 # Batches and devices ------------------------------------------------------------------------------

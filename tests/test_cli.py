@@ -41,7 +41,7 @@ def test_train_next_token_writes_weights_and_sidecar(tmp_path, capsys):
     assert (tmp_path / "next-token.safetensors").stat().st_size > 0
     out, err = capsys.readouterr()
     # before training: the mode, its steps and what full mode takes; after the first steps: the speed
-    assert "next-token: quick mode" in err and "30 steps of a small model" in err
+    assert "next-token: quick mode" in err and "30 steps of the small model" in err
     assert "--mode full trains 12000 steps" in err and "s per step" in err and "--mode full (12000 steps" in err
     assert out.splitlines()[-1] == f"weights: {tmp_path / 'next-token.safetensors'} (quick mode)"
     # A second run resumes from the finished checkpoint instead of starting over.

@@ -41,7 +41,8 @@ class TrainingSettings:
 
 def pick_settings(name: str, presets: dict, steps: int | None = None, **overrides):
     """The settings of recipe ``name`` for the current mode: ``presets[mode]`` with ``steps`` and any
-    other field in ``overrides`` replaced; logs the plan (mode, steps, how long full mode takes).
+    other field in ``overrides`` replaced. Logs the plan (mode, steps, how long full mode takes) and
+    seeds Python, NumPy and torch from the settings' ``seed`` (the model's initial weights).
 
     Chapter: notebooks/02_learning_to_generate.ipynb
     """
@@ -69,15 +70,15 @@ def _log_plan(name: str, mode: str, steps: int, full_steps: int) -> None:
         shipped_steps = (sidecar.get("metrics") or {}).get("steps")
         if sidecar.get("mode") == "full" and sidecar.get("wall_time_s") and shipped_steps:
             full_time = (f"{train.format_duration(sidecar['wall_time_s'] * full_steps / shipped_steps)} on "
-                         f"{sidecar.get('device', 'cpu')}, as the shipped weights took")
+                         f"{sidecar.get('device', 'cpu')}, measured for the shipped weights")
     if mode == "quick":
         reason = "" if torch.cuda.is_available() else " (no GPU found)"
-        log.info("%s: quick mode%s: %d steps of a small model, for a first result; --mode full trains %d steps "
-                 "of the real one%s", name, reason, steps, full_steps, f": about {full_time}" if full_time else "",
+        log.info("%s: quick mode%s: %d steps of the small model; --mode full trains %d steps of the real one%s",
+                 name, reason, steps, full_steps, f": about {full_time}" if full_time else "",
                  extra={"full_steps": full_steps, "full_time_known": full_time is not None})
     else:
-        log.info("%s: full mode: %d steps%s", name, steps, f" (the preset's {full_steps}: about {full_time})"
-                 if full_time else "", extra={"full_steps": full_steps, "full_time_known": True})
+        log.info("%s: full mode: %d steps%s", name, steps, f"; {full_steps} take about {full_time}" if full_time
+                 else "", extra={"full_steps": full_steps, "full_time_known": True})
 
 
 def run_identity(settings, model_config, data=None, description: str = "") -> dict:
