@@ -450,6 +450,8 @@ def fit(modules: nn.Module | dict[str, nn.Module],
     best = {"score": math.inf, "step": None, "modules": None}
     data = StepBatches(batches, seed, world_size)
     step, saved_step = 0, None
+    sums: dict[str, torch.Tensor | float] = {}  # logged numbers summed since the last history row
+    n_summed, timed_from = 0, None
 
     path = Path(checkpoint_path) if checkpoint_path is not None else None
     if path is not None and restart and rank == 0:
@@ -466,6 +468,7 @@ def fit(modules: nn.Module | dict[str, nn.Module],
         history.earlier_s = state["wall_time_s"]
         if state["best"] is not None:
             best = state["best"]
+        sums, n_summed = state["unlogged"]["sums"], state["unlogged"]["n"]
         if step < n_steps:
             log.info("%s: resuming %s at step %d of %d", desc, path, step, n_steps)
             data.replay(state["pass_start"], step)
@@ -474,9 +477,6 @@ def fit(modules: nn.Module | dict[str, nn.Module],
                      "starts over)", desc, path, n_steps)
     progress = progress and rank == 0
     distributed = world_size > 1 and init_distributed()
-
-    def elapsed_s() -> float:
-        return history.wall_time_s()
 
     def run_evaluation():
         nonlocal best
@@ -498,7 +498,8 @@ def fit(modules: nn.Module | dict[str, nn.Module],
         if path is not None and rank == 0:
             save_checkpoint(path, modules, optimizers, step, history, config, scaler=update.scaler,
                             pass_start=data.pass_start, seed=seed, best=best, identity=identity,
-                            wall_time_s=elapsed_s())
+                            wall_time_s=history.wall_time_s(),
+                            unlogged={"sums": {k: float(v) for k, v in sums.items()}, "n": n_summed})
         saved_step = step
 
     def diverged(values: dict) -> None:
@@ -507,8 +508,6 @@ def fit(modules: nn.Module | dict[str, nn.Module],
             raise TrainingDivergedError(f"training diverged: {broken} by step {step}; lower the learning rate or "
                                         f"check the data for NaN; {_last_good(path, saved_step)}")
 
-    sums: dict[str, torch.Tensor | float] = {}
-    n_summed, timed_from = 0, None
     bar = tqdm(total=n_steps, initial=step, desc=desc, disable=not progress, leave=False)
     with _StopOnSignal() as stop, (_distributed(modules, optimizers) if distributed else contextlib.nullcontext()):
         try:
@@ -536,7 +535,7 @@ def fit(modules: nn.Module | dict[str, nn.Module],
                     if distributed:
                         sums = _mean_over_processes(sums, device)
                     row = {"step": step, **{k: float(v) / n_summed for k, v in sums.items()}}
-                    row["time_s"] = round(elapsed_s(), 3)
+                    row["time_s"] = round(history.wall_time_s(), 3)
                     diverged(row)
                     history.append(row)
                     bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k not in ("step", "time_s")})
@@ -619,8 +618,12 @@ def _check_weights_finite(modules: dict[str, nn.Module], step: int, path, saved_
 def save_checkpoint(path, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                     step: int, history: list[dict], config=None, *, scaler=None, pass_start: int = 0,
                     seed: int = 0, best: dict | None = None, identity: dict | None = None,
-                    wall_time_s: float = 0.0) -> None:
-    """Write the training state atomically: a crash mid-write never leaves a broken file."""
+                    wall_time_s: float = 0.0, unlogged: dict | None = None) -> None:
+    """Write the training state atomically: a crash mid-write never leaves a broken file.
+
+    ``unlogged`` holds the numbers summed since the last history row (``{"sums": ..., "n": ...}``), so
+    that a run resumed between two rows logs the same averages as an uninterrupted one.
+    """
     state = {
         "config": _as_dict(config),
         "identity": identity,
@@ -633,6 +636,7 @@ def save_checkpoint(path, modules: dict[str, nn.Module], optimizers: dict[str, t
         "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
         "scaler": scaler.state_dict() if scaler is not None else {},
         "best": best if best is not None and best.get("modules") is not None else None,
+        "unlogged": unlogged or {"sums": {}, "n": 0},
     }
     fileio.write_atomic(path, lambda tmp: torch.save(state, tmp))
 
@@ -657,7 +661,8 @@ def _read_checkpoint(path: Path) -> dict:
     if problem:
         raise CheckpointError(f"{path}: damaged checkpoint, it {problem}; {RESTART_HINT}")
     state.setdefault("optimizers", {})
-    for key, default in (("pass_start", 0), ("wall_time_s", 0.0), ("scaler", {}), ("best", None), ("identity", None)):
+    for key, default in (("pass_start", 0), ("wall_time_s", 0.0), ("scaler", {}), ("best", None), ("identity", None),
+                         ("unlogged", {"sums": {}, "n": 0})):
         state.setdefault(key, default)
     return state
 

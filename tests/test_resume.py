@@ -13,7 +13,7 @@ from musiclab import recipes, symbolic, train
 from musiclab.errors import TrainingInterrupted
 from musiclab.models import gan, vae
 
-N_STEPS, STOP_AT = 24, 10  # 6 batches per pass: the run stops inside its second pass
+N_STEPS, STOP_AT = 24, 11  # 6 batches per pass: the run stops inside its second pass, between two log rows
 
 
 def _vae_run(init_seed: int):
@@ -87,7 +87,7 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(build, tmp_path)
         train.fit(modules, optimizers, _interrupt_at(step, STOP_AT), batches, N_STEPS, checkpoint_path=path,
                   **options)
     assert (stopped.value.step, stopped.value.signal_number) == (STOP_AT, signal.SIGTERM)
-    assert "interrupted at step 10; checkpoint saved to" in str(stopped.value)
+    assert "interrupted at step 11; checkpoint saved to" in str(stopped.value)
     halfway = _state(modules)
 
     modules, optimizers, step, batches, options = build(init_seed=5)  # a new process: other initial weights
