@@ -100,7 +100,8 @@ def command_train(args) -> int:
     logger = logging.getLogger("musiclab")
     logger.setLevel(logging.INFO)
     try:
-        train.init_distributed()  # under torchrun: join the group (and pick this process's GPU) before any data is built
+        # under torchrun: join the group (and pick this process's GPU) before any data is built
+        train.init_distributed()
         if train.is_main_process():
             logger.addHandler(report)
         result = recipe(out_dir=out, steps=args.steps, command=args.command_line, restart=args.restart, **extra)

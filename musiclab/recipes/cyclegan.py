@@ -135,7 +135,8 @@ class CycleGanSymbolicSettings(TrainingSettings):
 
 
 CYCLEGAN_SYMBOLIC_SETTINGS = {"full": CycleGanSymbolicSettings(),
-                              "quick": CycleGanSymbolicSettings(steps=100, lr=1e-3, log_every=10, hidden=64, n_blocks=3)}
+                              "quick": CycleGanSymbolicSettings(steps=100, lr=1e-3, log_every=10, hidden=64,
+                                                                n_blocks=3)}
 
 
 def _optimizers(model, discriminator_a, discriminator_b, lr: float) -> dict:

@@ -76,7 +76,8 @@ def train_next_token(out_dir="runs", steps: int | None = None, command: str = ""
     model = NextTokenMLP(model_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(train_x, train_y),
-                                         batch_size=min(settings.batch_size, len(train_y)), shuffle=True, drop_last=True)
+                                         batch_size=min(settings.batch_size, len(train_y)), shuffle=True,
+                                         drop_last=True)
     out_dir = Path(out_dir)
     history = train.fit(model, optimizer, next_token_step(model), loader, settings.steps,
                         evaluate=lambda: score_next_token(model, valid_x, valid_y), eval_every=settings.eval_every,

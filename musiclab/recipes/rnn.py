@@ -93,7 +93,8 @@ def train_poly(out_dir="runs", steps: int | None = None, command: str = "", data
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     out_dir = Path(out_dir)
     history = train.fit(model, optimizer, poly_step(model), poly_batches(rolls["train"], settings.batch_size),
-                        settings.steps, evaluate=lambda: {"valid_nll": rnn.score_rolls(model, rolls["valid"])["nll_per_frame"]},
+                        settings.steps,
+                        evaluate=lambda: {"valid_nll": rnn.score_rolls(model, rolls["valid"])["nll_per_frame"]},
                         eval_every=settings.eval_every, keep_best="valid_nll", log_every=settings.log_every,
                         seed=settings.seed, checkpoint_path=out_dir / f"{name}.pt",
                         checkpoint_every=settings.checkpoint_every, restart=restart,
@@ -362,7 +363,8 @@ def train_audio(out_dir="runs", steps: int | None = None, command: str = "", pro
     length = settings.window
     windows = train_levels.unfold(1, length + 1, length // 2).reshape(-1, length + 1)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(windows),
-                                         batch_size=min(settings.batch_size, len(windows)), shuffle=True, drop_last=True)
+                                         batch_size=min(settings.batch_size, len(windows)), shuffle=True,
+                                         drop_last=True)
     out_dir = Path(out_dir)
     history = train.fit(model, optimizer, audio_step(model), loader, settings.steps,
                         evaluate=lambda: {f"valid_{k}": v for k, v in score_audio(model, held_out).items()
