@@ -83,7 +83,10 @@ def _mix(*values: int) -> int:
 
 def seed_step(seed: int, step: int, *more: int) -> None:
     """Seed torch, NumPy and Python's ``random`` from ``(seed, step, *more)``: every random draw of a
-    training step (shuffles, crops, dropout, noise) becomes a pure function of the step."""
+    training step (shuffles, crops, dropout, noise) becomes a pure function of the step.
+
+    Chapter: notebooks/02_learning_to_generate.ipynb
+    """
     mixed = _mix(seed, step, *more)
     # the generators themselves: torch.manual_seed also visits every other backend, 40x slower
     torch.default_generator.manual_seed(mixed)
@@ -104,6 +107,8 @@ class StepBatches:
     reseeded, and a pass that ends inside a step's group drops that partial group, so that every
     step's batches come from one pass. What a step sees is thereby fixed by the step and the step
     at which its pass began (``pass_start``): `replay` rebuilds the iterator of a resumed run.
+
+    Chapter: notebooks/02_learning_to_generate.ipynb
     """
 
     def __init__(self, batches: Iterable, seed: int = 0, n_per_step: int = 1):
@@ -348,6 +353,8 @@ class History(list):
     ``resumed_from`` is the step the run resumed at (None when it started fresh), ``best_step``
     and ``best_score`` those of the kept best weights (``keep_best``), and `wall_time_s` the
     seconds of the whole run so far, earlier sessions included.
+
+    Chapter: notebooks/02_learning_to_generate.ipynb
     """
 
     def __init__(self, rows=(), earlier_s: float = 0.0, started: float | None = None):
@@ -732,7 +739,10 @@ def read_checkpoint_config(path) -> dict:
 def files_fingerprint(path) -> dict:
     """What a run on the user's files at ``path`` was trained on: the resolved path and a hash of
     every file's path, size and modification time under it (a file, or a folder walked whole), so
-    that a checkpoint is never resumed on other or changed files."""
+    that a checkpoint is never resumed on other or changed files.
+
+    Chapter: notebooks/02_learning_to_generate.ipynb
+    """
     root = Path(path).expanduser().resolve()
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
     digest = hashlib.sha256()

@@ -28,6 +28,8 @@ class TrainingSettings:
     ``lr`` is the initial learning rate (schedules multiply it); ``eval_every`` and
     ``checkpoint_every`` count steps (0: evaluate only at the end); ``seed`` seeds the model's
     initial weights and every step's randomness (`train.seed_step`).
+
+    Chapter: notebooks/02_learning_to_generate.ipynb
     """
 
     steps: int = 1000
@@ -84,7 +86,10 @@ def _log_plan(name: str, mode: str, steps: int, full_steps: int) -> None:
 def run_identity(settings, model_config, data=None, description: str = "") -> dict:
     """What a checkpoint must match to be resumed (`train.fit`'s ``identity``): the mode, the
     settings, the model config, and the data (your files' `train.files_fingerprint`, or the book's
-    data set by its description)."""
+    data set by its description).
+
+    Chapter: notebooks/02_learning_to_generate.ipynb
+    """
     return {"mode": config.get_mode(), "data": train.files_fingerprint(data) if data is not None else description,
             "settings": dataclasses.asdict(settings), "config": dataclasses.asdict(model_config)}
 

@@ -91,7 +91,10 @@ class CycleGanTimbreSettings(TrainingSettings):
     """Training settings of ``cyclegan-timbre`` (defaults: full mode; `CYCLEGAN_TIMBRE_SETTINGS` holds
     both presets). The learning rate is constant for half the run, then falls linearly to 0
     (`train.constant_then_linear_decay`); ``train_tunes``, ``valid_pairs``, ``test_tunes``: tunes
-    spread over each split; ``max_quarters``: the opening rendered of each tune."""
+    spread over each split; ``max_quarters``: the opening rendered of each tune.
+
+    Chapter: notebooks/07_style_transfer_gan.ipynb
+    """
 
     steps: int = 2000
     batch_size: int = 16
@@ -121,7 +124,10 @@ CYCLEGAN_TIMBRE_SETTINGS = {"full": CycleGanTimbreSettings(),
 class CycleGanSymbolicSettings(TrainingSettings):
     """Training settings of ``cyclegan-symbolic`` (defaults: full mode; `CYCLEGAN_SYMBOLIC_SETTINGS` holds
     both presets). Learning rate as in `CycleGanTimbreSettings`; cycle and identity weights small
-    (see `train_cyclegan_symbolic`)."""
+    (see `train_cyclegan_symbolic`).
+
+    Chapter: notebooks/07_style_transfer_gan.ipynb
+    """
 
     steps: int = 2000
     lr: float = 5e-4

@@ -175,6 +175,8 @@ class MtnnSettings(TrainingSettings):
 
     ``tasks``: None for all of `models.mtnn.TASKS`; ``weighting``: ``"uncertainty"`` or ``"sum"``;
     ``balance``: ``"region"`` draws the regions equally often; ``min_label_count``: see `labelled_tunes`.
+
+    Chapter: notebooks/08_multitask_evaluation.ipynb
     """
 
     steps: int = 2000
@@ -283,7 +285,10 @@ def accuracy_vs_steps_read(model, tunes, task: str = "region", read_steps=READ_S
 class RnnEvaluatorSettings(TrainingSettings):
     """Training settings of ``rnn-evaluator`` (defaults: full mode; `RNN_EVALUATOR_SETTINGS` holds both
     presets). Crops of ``min_crop``..``max_crop`` steps, from the tune's start with probability
-    ``from_start``; ``valid_tunes`` validation tunes for early stopping."""
+    ``from_start``; ``valid_tunes`` validation tunes for early stopping.
+
+    Chapter: notebooks/09_rnn_evaluation.ipynb
+    """
 
     steps: int = 1500
     lr: float = 3e-3

@@ -92,6 +92,8 @@ class GanSettings(TrainingSettings):
 
     ``loss``: ``"hinge"`` (with spectral norm, Adam betas (0, 0.9)) or ``"nonsaturating"`` (Adam betas
     (0.5, 0.999)); ``n_per_condition`` rendered notes per (instrument, pitch).
+
+    Chapter: notebooks/03_gan.ipynb
     """
 
     steps: int = 4500

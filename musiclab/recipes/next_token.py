@@ -41,7 +41,10 @@ def score_next_token(model, contexts: torch.Tensor, targets: torch.Tensor, batch
 
 @dataclasses.dataclass(frozen=True)
 class NextTokenSettings(TrainingSettings):
-    """Training settings of ``next-token`` (defaults: full mode; `NEXT_TOKEN_SETTINGS` holds both presets)."""
+    """Training settings of ``next-token`` (defaults: full mode; `NEXT_TOKEN_SETTINGS` holds both presets).
+
+    Chapter: notebooks/02_learning_to_generate.ipynb
+    """
 
     steps: int = 12000
     batch_size: int = 256

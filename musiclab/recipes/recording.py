@@ -82,7 +82,10 @@ def load_training_recordings(data, sr: int) -> tuple[list[np.ndarray], list[tupl
 
 @dataclasses.dataclass(frozen=True)
 class RecordingGanSettings(TrainingSettings):
-    """Training settings of ``recording-gan`` (defaults: full mode; `RECORDING_GAN_SETTINGS` holds both presets)."""
+    """Training settings of ``recording-gan`` (defaults: full mode; `RECORDING_GAN_SETTINGS` holds both presets).
+
+    Chapter: notebooks/11_end_to_end.ipynb
+    """
 
     steps: int = 3000
     batch_size: int = 4  # the shipped weights were trained on 4 slices per batch

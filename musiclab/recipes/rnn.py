@@ -48,7 +48,10 @@ def poly_batches(rolls, batch_size: int = 16, n_frames: int | None = None):
 @dataclasses.dataclass(frozen=True)
 class PolyRnnSettings(TrainingSettings):
     """Training settings of ``poly-rnn`` and ``poly-made`` (``output``: ``"independent"`` or ``"made"``;
-    defaults: full mode; `POLY_RNN_SETTINGS` holds both presets)."""
+    defaults: full mode; `POLY_RNN_SETTINGS` holds both presets).
+
+    Chapter: notebooks/05_rnn.ipynb
+    """
 
     steps: int = 2500
     batch_size: int = 16
@@ -197,6 +200,8 @@ class MelodyRnnSettings(TrainingSettings):
 
     ``length``: tokens per training chunk; ``min_label_count``: a region or tune type seen fewer
     times in train becomes "unknown"; ``report_tunes``: melodies generated for the final report.
+
+    Chapter: notebooks/05_rnn.ipynb
     """
 
     steps: int = 700
@@ -321,7 +326,10 @@ def score_audio(model, levels: torch.Tensor, sigma: float | None = None) -> dict
 class AudioRnnSettings(TrainingSettings):
     """Training settings of ``audio-rnn`` and ``audio-rnn-mse`` (``output``: ``"categorical"`` or
     ``"gaussian"``; defaults: full mode; `AUDIO_RNN_SETTINGS` holds both presets). ``window``: samples
-    per training window (windows overlap by half)."""
+    per training window (windows overlap by half).
+
+    Chapter: notebooks/05_rnn.ipynb
+    """
 
     steps: int = 800
     batch_size: int = 16

@@ -56,6 +56,8 @@ class VaeMelodySettings(TrainingSettings):
 
     The learning rate decays linearly to ``lr_floor`` times its start over the run
     (`train.linear_decay`); the KL weight rises from 0 to ``beta`` over ``kl_warmup_steps``.
+
+    Chapter: notebooks/04_vae.ipynb
     """
 
     steps: int = 24000
@@ -177,7 +179,10 @@ def score_timbre(model, notes: dict, test: np.ndarray, k: int = 5) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class VaeTimbreSettings(TrainingSettings):
-    """Training settings of ``vae-timbre`` (defaults: full mode; `VAE_TIMBRE_SETTINGS` holds both presets)."""
+    """Training settings of ``vae-timbre`` (defaults: full mode; `VAE_TIMBRE_SETTINGS` holds both presets).
+
+    Chapter: notebooks/04_vae.ipynb
+    """
 
     steps: int = 4000
     batch_size: int = 64
