@@ -207,8 +207,8 @@ def _distributed(modules: dict[str, nn.Module], optimizers: dict):
     its DDP wrapper (restored afterwards): the gradients of whatever goes through ``forward`` are
     averaged across processes during backward, the module objects and their state-dict names stay
     as they are, and checkpoints are written from the modules, not the wrappers. DDP copies the first
-    process's weights to all when it wraps. Buffers (batch-norm statistics) start equal and then stay
-    per process; the first process's are saved.
+    process's weights to all when it wraps, and its buffers (batch-norm statistics) before every
+    forward pass.
     """
     trained = {id(p) for optimizer in optimizers.values() for group in optimizer.param_groups for p in group["params"]}
     device = _config.get_device()
@@ -217,8 +217,7 @@ def _distributed(modules: dict[str, nn.Module], optimizers: dict):
     try:
         for module in modules.values():
             if any(id(p) in trained for p in module.parameters()):
-                ddp = nn.parallel.DistributedDataParallel(_OwnForward(module), device_ids=device_ids,
-                                                          broadcast_buffers=False)
+                ddp = nn.parallel.DistributedDataParallel(_OwnForward(module), device_ids=device_ids)
                 module.forward = ddp.__call__
                 wrapped.append(module)
         yield
