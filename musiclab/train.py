@@ -684,7 +684,11 @@ def _check_identity(path: Path, state: dict, identity: dict | None) -> None:
         old, new = stored.get(key), identity[key]
         if old == new:
             continue
-        if isinstance(old, dict) and isinstance(new, dict):
+        if isinstance(old, dict) and isinstance(new, dict) and {"path", "files", "sha256"} <= old.keys() & new.keys():
+            differences.append(f"{key}: {old['path']} -> {new['path']}" if old["path"] != new["path"] else
+                               f"{key}: the files in {new['path']} changed since ({old['files']} -> {new['files']} "
+                               "files; added, removed or modified)")
+        elif isinstance(old, dict) and isinstance(new, dict):
             fields = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new), key=str)
                       if old.get(k) != new.get(k)]
             differences.append(f"{key}: {', '.join(fields[:4])}{', ...' if len(fields) > 4 else ''}")

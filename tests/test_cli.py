@@ -171,12 +171,13 @@ def test_a_checkpoint_of_other_or_changed_data_is_a_named_error(tmp_path, capsys
     capsys.readouterr()
     assert cli.main(["train", "next-token", "--steps", "2", "--data", str(data), "--out", out]) == 2
     line = _one_error_line(capsys.readouterr().err)
-    assert f"{out}/next-token.pt was written by another run (data: files 6 -> 7" in line
+    assert f"{out}/next-token.pt was written by another run (data: the files in {data} changed since " \
+           "(6 -> 7 files" in line
     assert line.endswith("pass --restart to start over, or --out for another folder")
     (tmp_path / "x").mkdir()
     other = _melody_folder(tmp_path / "x" / "songs")
     assert cli.main(["train", "next-token", "--steps", "2", "--data", str(other), "--out", out]) == 2
-    assert f"path '{data}' -> '{other}'" in _one_error_line(capsys.readouterr().err)
+    assert f"(data: {data} -> {other})" in _one_error_line(capsys.readouterr().err)
     assert cli.main(["train", "next-token", "--steps", "2", "--data", str(data), "--out", out, "--restart"]) == 0
 
 
