@@ -98,6 +98,7 @@ def command_train(args) -> int:
         raise BadInputError(f"--out {out}: is a file; give a folder for the checkpoint and weights")
     report = _TrainReport()
     logger = logging.getLogger("musiclab")
+    level = logger.level
     logger.setLevel(logging.INFO)
     try:
         # under torchrun: join the group (and pick this process's GPU) before any data is built
@@ -111,6 +112,7 @@ def command_train(args) -> int:
         return 128 + stop.signal_number
     finally:
         logger.removeHandler(report)
+        logger.setLevel(level)
         train.close_distributed()
     if train.is_main_process():
         for key, value in result.items():
