@@ -678,7 +678,9 @@ def _check_identity(path: Path, state: dict, identity: dict | None) -> None:
     stored = state["identity"]
     if identity is None or stored == identity:
         return
-    stored = stored or {}
+    if stored is None:
+        raise CheckpointError(f"{path} does not record the data and settings it was trained with (an older "
+                              "checkpoint); pass --restart to start over, or --out for another folder")
     differences = []
     for key in identity:
         old, new = stored.get(key), identity[key]

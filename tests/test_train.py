@@ -173,6 +173,10 @@ def test_a_checkpoint_of_other_data_or_settings_is_not_resumed(tmp_path):
     config, model, optimizer, step, batches = _toy_problem()
     train.fit(model, optimizer, step, batches, n_steps=4, progress=False, checkpoint_path=path, identity=identity)
     train.fit(model, optimizer, step, batches, n_steps=4, progress=False, checkpoint_path=path, identity=identity)
+    train.save_checkpoint(tmp_path / "old.pt", {"model": model}, {"main": optimizer}, 2, [])  # records no identity
+    with pytest.raises(CheckpointError, match="old.pt does not record the data and settings it was trained with"):
+        train.fit(model, optimizer, step, batches, n_steps=4, progress=False, checkpoint_path=tmp_path / "old.pt",
+                  identity=identity)
     other = {"data": {"path": "/b/songs", "files": 3}, "settings": {"steps": 4, "lr": 0.01}}
     with pytest.raises(CheckpointError, match="run.pt was written by another run \\(data: path '/a/songs' -> "
                                               "'/b/songs'\\); pass --restart to start over, or --out"):
