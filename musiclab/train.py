@@ -204,7 +204,8 @@ def _distributed(modules: dict[str, nn.Module], optimizers: dict):
     while the block runs.
 
     The step functions call the modules themselves, so each module's ``forward`` is routed through
-    its DDP wrapper (restored afterwards): the gradients of whatever goes through ``forward`` are
+    its DDP wrapper (restored afterwards; a module without a ``forward`` of its own has its children
+    wrapped instead): the gradients of whatever goes through ``forward`` are
     averaged across processes during backward, the module objects and their state-dict names stay
     as they are, and checkpoints are written from the modules, not the wrappers. DDP copies the first
     process's weights to all when it wraps, and its buffers (batch-norm statistics) before every
@@ -214,12 +215,21 @@ def _distributed(modules: dict[str, nn.Module], optimizers: dict):
     device = _config.get_device()
     device_ids = [torch.cuda.current_device()] if device.type == "cuda" else None
     wrapped = []
+
+    def wrap(module: nn.Module) -> None:
+        if not any(id(p) in trained for p in module.parameters()):
+            return
+        if type(module).forward is nn.Module.forward:  # a container that is never called (CycleGAN's two
+            for child in module.children():            # generators): its children are what the steps call
+                wrap(child)
+            return
+        ddp = nn.parallel.DistributedDataParallel(_OwnForward(module), device_ids=device_ids)
+        module.forward = ddp.__call__
+        wrapped.append(module)
+
     try:
         for module in modules.values():
-            if any(id(p) in trained for p in module.parameters()):
-                ddp = nn.parallel.DistributedDataParallel(_OwnForward(module), device_ids=device_ids)
-                module.forward = ddp.__call__
-                wrapped.append(module)
+            wrap(module)
         yield
     finally:
         for module in wrapped:
