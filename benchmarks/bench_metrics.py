@@ -119,7 +119,7 @@ def print_leaderboard(n: int, real_draws: int = 4, next_token_steps: int | None 
     embed = mtnn.load_pretrained().embed
     rng = np.random.default_rng(0)
     conditions = [(test_tunes[i].region, test_tunes[i].tune_type) for i in rng.choice(len(test_tunes), n)]
-    run, train_s = timed(lambda: recipes.next_token.train_next_token(out_dir="/tmp/bench-metrics",
+    run, train_s = timed(lambda: recipes.next_token.train_next_token(out_dir="/tmp/bench-metrics", restart=True,
                                                            steps=next_token_steps or config.pick(400, 4000)))
     next_token, _ = weights.load_weights(run["weights"], "next-token", ngram.NextTokenMLP, ngram.NextTokenConfig)
     print(f"next-token model: {run['steps']} steps in {train_s:.0f} s, valid NLL {run['valid_nll']:.3f}")

@@ -1,9 +1,12 @@
 """Command line: ``python -m musiclab data | train NAME | score NAME FILE | info``.
 
 - ``data``: parse the corpora once and cache them (see `musiclab.datasets.build_all`).
-- ``train NAME [--data PATH]``: train one of the book's models at the size of the current mode (on
-  your own files with ``--data``) and write its weights with a sidecar recording the command, config,
-  data, metrics, device and wall time. Under ``torchrun --nproc_per_node=N -m musiclab train NAME``
+- ``train NAME [--data PATH] [--restart]``: train one of the book's models at the size of the current
+  mode (on your own files with ``--data``) and write its weights with a sidecar recording the command,
+  mode, settings, config, data, metrics, device and wall time. It says first which mode runs and what
+  full mode takes; Ctrl-C or SIGTERM saves a checkpoint that the same command resumes exactly
+  (exit 130 / 143); a checkpoint of other data or settings, or a damaged one, is an error naming it
+  (``--restart`` discards it). Under ``torchrun --nproc_per_node=N -m musiclab train NAME``
   it trains with DistributedDataParallel (`musiclab.train.fit`).
 - ``score NAME FILE``: the negative log-likelihood of the piano rolls in FILE under a polyphonic
   model of chapter 5, in nats per frame.
@@ -16,14 +19,16 @@ Chapter: notebooks/01_music_as_data.ipynb
 from __future__ import annotations
 
 import argparse
+import hashlib
 import inspect
+import logging
 import os
 import platform
 import sys
 from pathlib import Path
 
 from . import config, symbolic
-from .errors import BadInputError, MusiclabError
+from .errors import BadInputError, MusiclabError, TrainingInterrupted
 
 
 def _recipes() -> dict:
@@ -43,6 +48,36 @@ def command_data(args) -> int:
     return 0
 
 
+def default_out(data) -> Path:
+    """Where ``train --data PATH`` writes by default: ``runs/<PATH's name>-<hash of the resolved path>``,
+    so that two data sets with the same name (``/a/songs``, ``/b/songs``) never share a checkpoint."""
+    resolved = str(Path(data).expanduser().resolve())
+    return Path("runs") / f"{Path(data).stem}-{hashlib.sha256(resolved.encode()).hexdigest()[:8]}"
+
+
+class _TrainReport(logging.Handler):
+    """Prints what training says it does (the recipe's plan, fit's speed, resuming) to stderr, one line
+    each; when no shipped weights say how long full mode takes, the speed of the first steps gives a
+    lower bound (the full model is larger)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.full_steps, self.full_time_known = None, True
+
+    def emit(self, record):
+        from tqdm.auto import tqdm
+
+        message = record.getMessage()
+        if hasattr(record, "full_steps"):
+            self.full_steps, self.full_time_known = record.full_steps, record.full_time_known
+        if hasattr(record, "seconds_per_step") and not self.full_time_known:
+            from .train import format_duration
+
+            message += (f"; --mode full ({self.full_steps} steps of a larger model) takes more than "
+                        f"{format_duration(record.seconds_per_step * self.full_steps)}")
+        tqdm.write(message, file=sys.stderr)  # above the progress bar, not through it
+
+
 def command_train(args) -> int:
     if args.mode:
         os.environ["MUSICLAB_MODE"] = args.mode
@@ -53,10 +88,10 @@ def command_train(args) -> int:
     from . import train
     from .recipes import accepts_data
 
-    recipe = recipes[args.name]
+    recipe = recipes[args.name].train
     if args.data is not None and not accepts_data(recipe):
         print(f"--data: {args.name!r} does not train on your own data; these do: "
-              f"{', '.join(sorted(n for n, r in recipes.items() if accepts_data(r)))}", file=sys.stderr)
+              f"{', '.join(sorted(n for n, r in recipes.items() if accepts_data(r.train)))}", file=sys.stderr)
         return 2
     if args.data is not None and not args.data.strip():
         print("--data: the path is empty; give the folder (or file) of your data", file=sys.stderr)
@@ -68,17 +103,32 @@ def command_train(args) -> int:
     extra = {"data": args.data} if args.data is not None else {}
     if args.melody:
         extra["melody"] = args.melody
-    # your own data gets its own folder, so that a run never resumes from a checkpoint of other data
-    out = args.out or (str(Path("runs") / Path(args.data).stem) if args.data else "runs")
+    out = Path(args.out) if args.out else default_out(args.data) if args.data else Path("runs")
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"--out {out}: is a file; give a folder for the checkpoint and weights")
+    report = _TrainReport()
+    logger = logging.getLogger("musiclab")
+    level = logger.level
+    logger.setLevel(logging.INFO)
     try:
-        train.init_distributed()  # under torchrun: join the group (and pick this process's GPU) before any data is built
-        result = recipe(out_dir=out, steps=args.steps, command=args.command_line, **extra)
+        # under torchrun: join the group (and pick this process's GPU) before any data is built
+        train.init_distributed()
+        if train.is_main_process():
+            logger.addHandler(report)
+        result = recipe(out_dir=out, steps=args.steps, command=args.command_line, restart=args.restart, **extra)
+    except TrainingInterrupted as stop:
+        if train.is_main_process():
+            print(stop, file=sys.stderr)
+        return 128 + stop.signal_number
     finally:
+        logger.removeHandler(report)
+        logger.setLevel(level)
         train.close_distributed()
     if train.is_main_process():
         for key, value in result.items():
-            if key != "history":
+            if key not in ("history", "weights", "mode"):
                 print(f"{key}: {value}")
+        print(f"weights: {result['weights']} ({result['mode']} mode)")
     return 0
 
 
@@ -125,21 +175,51 @@ def command_setup_cell(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give a number of steps of at least 1")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """A command's parser; with ``models`` (None: all) its ``--help`` ends with those models, one line
+    each on what they are and what ``--data`` takes, read from `musiclab.recipes.RECIPES` only then."""
+
+    def __init__(self, *args, models=(), show_data: bool = False, **kwargs):
+        super().__init__(*args, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+        self.models, self.show_data = models, show_data
+
+    def format_help(self) -> str:
+        if self.models != ():
+            recipes = _recipes()
+            names = sorted(recipes) if self.models is None else self.models
+            width = max(map(len, names))
+            self.epilog = "models:\n" + "\n".join(
+                f"  {name:<{width}}  {recipes[name].about}"
+                + (f"\n  {'':<{width}}  --data: {recipes[name].data}" if self.show_data else "") for name in names)
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m musiclab", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     data = sub.add_parser("data", help="parse and cache the corpora")
     data.add_argument("--mode", choices=config.MODES, help="override MUSICLAB_MODE")
     data.add_argument("--quiet", action="store_true", help="no progress bars")
     data.set_defaults(run=command_data)
 
-    train = sub.add_parser("train", help="train one of the book's models")
-    train.add_argument("name", help="model name, e.g. next-token")
+    train = sub.add_parser("train", help="train one of the book's models", models=None, show_data=True,
+                           description="Train one of the book's models at the size of the mode (quick without a "
+                                       "GPU, full with one). An interrupted run (Ctrl-C, SIGTERM) saves a "
+                                       "checkpoint; the same command resumes it exactly.")
+    train.add_argument("name", help="model name (listed below)")
     train.add_argument("--mode", choices=config.MODES, help="override MUSICLAB_MODE")
-    train.add_argument("--steps", type=int, help="number of optimizer steps (default: the mode's)")
-    train.add_argument("--out", help="folder for checkpoints and weights (default: runs, or runs/NAME-OF-DATA "
-                                     "with --data)")
+    train.add_argument("--steps", type=_positive_int, help="number of optimizer steps (default: the mode's)")
+    train.add_argument("--out", help="folder for checkpoints and weights (default: runs, or with --data "
+                                     "runs/<PATH's name>-<hash of PATH>)")
+    train.add_argument("--restart", action="store_true", help="discard the folder's checkpoint and start over")
     train.add_argument("--data", help="train on your own files: a folder of MIDI / ABC / MusicXML files for the "
                                       "symbolic models (for mtnn, rnn-evaluator, cyclegan-symbolic: one subfolder "
                                       "per class, PATH/<class>/*.mid; the CycleGAN takes exactly two), WAV / FLAC / "
@@ -150,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "each chord (top)")
     train.set_defaults(run=command_train)
 
-    score = sub.add_parser("score", help="score piano rolls (MIDI or .npz) with a polyphonic model")
+    score = sub.add_parser("score", help="score piano rolls (MIDI or .npz) with a polyphonic model",
+                           models=["poly-rnn", "poly-made"])
     score.add_argument("name", choices=["poly-rnn", "poly-made"], help="the model")
     score.add_argument("file", help="a MIDI file, or an .npz of (T, 88) 0/1 arrays")
     score.add_argument("--weights", help="weights to use (default: the shipped checkpoint)")
@@ -178,4 +259,4 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except MusiclabError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return 2

@@ -173,7 +173,7 @@ def test_symbolic_recipe_scores_strength_and_preservation(tmp_path):
     assert (model.config.domain_a, model.config.domain_b) == recipes.cyclegan.SYMBOLIC_REGIONS
     for key in ("strength_a_to_b", "strength_before_a_to_b", "onset_a_to_b", "contour_b_to_a"):
         assert 0.0 <= result[f"test_{key}"] <= 1.0
-    assert sidecar["lambda_cycle"] == 1.0
+    assert sidecar["settings"]["lambda_cycle"] == 1.0
 
 
 @pytest.mark.parametrize("name", ["cyclegan-timbre", "cyclegan-symbolic"])

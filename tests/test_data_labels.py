@@ -70,7 +70,7 @@ def test_one_usable_class_is_a_clear_error(name, tmp_path, capsys):
     for f in (data / "reels").iterdir():
         if f.name != "0.mid":
             f.unlink()  # one usable file left: the class is skipped
-    assert cli.main(["train", name, "--steps", "2", "--data", str(data), "--out", str(tmp_path / "out")]) == 1
+    assert cli.main(["train", name, "--steps", "2", "--data", str(data), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "1 usable class folder(s) ['airs']" in err and "reels/: class with 1 usable file(s)" in err
     assert "Traceback" not in err and not (tmp_path / "out").exists()
@@ -79,7 +79,7 @@ def test_one_usable_class_is_a_clear_error(name, tmp_path, capsys):
 def test_cyclegan_symbolic_needs_exactly_two_domains(tmp_path, capsys):
     data = _two_classes(tmp_path / "styles")
     _write_class(data / "waltzes", 60)
-    assert cli.main(["train", "cyclegan-symbolic", "--data", str(data), "--out", str(tmp_path / "out")]) == 1
+    assert cli.main(["train", "cyclegan-symbolic", "--data", str(data), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "3 subfolder(s) ['airs', 'reels', 'waltzes']; exactly 2 are needed" in err
     assert "Traceback" not in err

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from musiclab import losses, train
-from musiclab.errors import BadInputError
+from musiclab.errors import BadInputError, CheckpointError, TrainingDivergedError
 from musiclab.models.ngram import NextTokenConfig, NextTokenMLP
 
 
@@ -90,7 +90,7 @@ def test_nan_loss_stops_with_a_message():
         update(loss)
         return {"loss": loss}
 
-    with pytest.raises(FloatingPointError, match="learning rate"):
+    with pytest.raises(TrainingDivergedError, match="lower the learning rate.*no checkpoint was written"):
         train.fit(model, optimizer, step, [torch.ones(4, 2)], n_steps=3, progress=False)
 
 
@@ -103,11 +103,93 @@ def test_nan_does_not_overwrite_the_last_good_checkpoint(tmp_path):
         loss = step(batch, update)["loss"] * float("nan")
         return {"loss": loss}
 
-    with pytest.raises(FloatingPointError):
+    with pytest.raises(TrainingDivergedError, match=f"the last good checkpoint is {path} \\(step 10\\)"):
         train.fit(model, optimizer, poisoned, batches, n_steps=20, log_every=5, progress=False,
                   checkpoint_path=path, checkpoint_every=5)
     resumed_step, _ = train.load_checkpoint(path, {"model": model})
     assert resumed_step == 10 and all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_nan_weights_are_never_saved_even_with_a_finite_loss(tmp_path):
+    config, model, optimizer, step, batches = _toy_problem()
+    path = tmp_path / "run.pt"
+
+    def poisoned(batch, update):
+        logged = step(batch, update)
+        if update.step == 7:  # after the last step's loss was computed: only the weights show it
+            with torch.no_grad():
+                model.net[3].weight[0, 0] = float("nan")
+        return logged
+
+    with pytest.raises(TrainingDivergedError, match="model.net.3.weight holds NaN or inf at step 8"):
+        train.fit(model, optimizer, poisoned, batches, n_steps=8, log_every=100, progress=False,
+                  checkpoint_path=path)
+    assert not path.exists()
+
+
+def test_a_nan_checkpoint_is_refused(tmp_path):
+    config, model, optimizer, step, batches = _toy_problem()
+    path = tmp_path / "run.pt"
+    train.fit(model, optimizer, step, batches, n_steps=4, progress=False, checkpoint_path=path)
+    state = torch.load(path, weights_only=True)
+    next(iter(state["modules"]["model"].values()))[0] = float("nan")
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="run.pt: checkpoint holds NaN or inf weights.*--restart"):
+        train.fit(model, optimizer, step, batches, n_steps=4, progress=False, checkpoint_path=path)
+
+
+@pytest.mark.parametrize("content, problem", [
+    (torch.zeros(3), "it holds a Tensor, not a training state"),
+    ({"step": 3, "history": []}, "it holds no module weights"),
+    ({"modules": {"model": {}}, "step": 3, "history": "garbage"}, "it has no valid history"),
+    ({"modules": {"model": {}}, "step": -1, "history": []}, "it has no valid step \\(-1\\)"),
+])
+def test_damaged_checkpoints_are_named_errors(tmp_path, content, problem):
+    config, model, optimizer, step, batches = _toy_problem()
+    path = tmp_path / "run.pt"
+    torch.save(content, path)
+    with pytest.raises(CheckpointError, match=f"run.pt: damaged checkpoint, {problem}; remove the file or pass "
+                                              "--restart"):
+        train.fit(model, optimizer, step, batches, n_steps=4, progress=False, checkpoint_path=path)
+    history = train.fit(model, optimizer, step, batches, n_steps=4, progress=False, checkpoint_path=path,
+                        restart=True)
+    assert history.resumed_from is None and train.load_checkpoint(path, {"model": model})[0] == 4
+
+
+def test_another_models_checkpoint_is_a_named_error(tmp_path):
+    path = tmp_path / "run.pt"
+    config, model, optimizer, step, batches = _toy_problem()
+    train.fit(model, optimizer, step, batches, n_steps=2, progress=False, checkpoint_path=path)
+    bigger = NextTokenMLP(NextTokenConfig(vocab_size=5, context_len=3, embed_dim=4, hidden_dim=32))
+    with pytest.raises(CheckpointError, match="run.pt: checkpoint does not fit this model .*--restart"):
+        train.fit(bigger, torch.optim.Adam(bigger.parameters()), step, batches, n_steps=4, progress=False,
+                  checkpoint_path=path)
+
+
+def test_a_checkpoint_of_other_data_or_settings_is_not_resumed(tmp_path):
+    path = tmp_path / "run.pt"
+    identity = {"data": {"path": "/a/songs", "files": 3}, "settings": {"steps": 4, "lr": 0.01}}
+    config, model, optimizer, step, batches = _toy_problem()
+    train.fit(model, optimizer, step, batches, n_steps=4, progress=False, checkpoint_path=path, identity=identity)
+    train.fit(model, optimizer, step, batches, n_steps=4, progress=False, checkpoint_path=path, identity=identity)
+    train.save_checkpoint(tmp_path / "old.pt", {"model": model}, {"main": optimizer}, 2, [])  # records no identity
+    with pytest.raises(CheckpointError, match="old.pt does not record the data and settings it was trained with"):
+        train.fit(model, optimizer, step, batches, n_steps=4, progress=False, checkpoint_path=tmp_path / "old.pt",
+                  identity=identity)
+    other = {"data": {"path": "/b/songs", "files": 3}, "settings": {"steps": 4, "lr": 0.01}}
+    with pytest.raises(CheckpointError, match="run.pt was written by another run \\(data: path '/a/songs' -> "
+                                              "'/b/songs'\\); pass --restart to start over, or --out"):
+        train.fit(model, optimizer, step, batches, n_steps=4, progress=False, checkpoint_path=path, identity=other)
+
+
+def test_a_checkpoint_beyond_the_steps_asked_for_says_so(tmp_path):
+    path = tmp_path / "run.pt"
+    config, model, optimizer, step, batches = _toy_problem()
+    train.fit(model, optimizer, step, batches, n_steps=6, progress=False, checkpoint_path=path)
+    with pytest.raises(CheckpointError, match="run.pt is at step 6, beyond the 4 steps asked for; nothing to train"):
+        train.fit(model, optimizer, step, batches, n_steps=4, progress=False, checkpoint_path=path)
+    with pytest.raises(BadInputError, match="n_steps=0"):
+        train.fit(model, optimizer, step, batches, n_steps=0, progress=False)
 
 
 def test_empty_data_is_a_clear_error():
@@ -142,7 +224,7 @@ def test_ctrl_c_saves_a_checkpoint_to_resume_from(tmp_path):
         return step(batch, update)
 
     calls = []
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="interrupted at step 5; checkpoint saved to .*run.pt"):
         train.fit(model, optimizer, interrupted_step, batches, n_steps=20, progress=False, checkpoint_path=path)
     resumed_step, _ = train.load_checkpoint(path, {"model": model})
     assert resumed_step == 5

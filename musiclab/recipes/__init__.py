@@ -6,10 +6,15 @@ A recipe builds the data and the model at the size of the current mode, trains w
 device and wall time. Each chapter's recipes live in their own module; `RECIPES` maps the
 command-line names to them.
 
-Every recipe takes ``out_dir, steps, command`` (and may take ``progress``). **Your own data**
-(``python -m musiclab train NAME --data PATH``): a recipe opts in by taking a keyword ``data=None``
-(`accepts_data` checks the signature; the command line refuses ``--data`` for the others). Your files
-come in through `datasets.user`, the one door for them. With a folder of melody files a recipe calls
+Every recipe takes ``out_dir, steps, command, progress, restart`` and, as keywords, any field of its
+settings dataclass (one per recipe, with a quick and a full preset: `common.pick_settings`), all
+recorded in the sidecar. `RECIPES` maps each command-line name to a `Recipe`: the function, one
+line on what it trains and what ``--data`` takes (the command line's ``--help`` lists them).
+
+**Your own data** (``python -m musiclab train NAME --data PATH``): a recipe opts in by taking a
+keyword ``data=None`` (`accepts_data` checks the signature; the command line refuses ``--data`` for
+the others). Your files come in through `datasets.user`, the one door for them. With a folder of
+melody files a recipe calls
 ``tunes, description, skipped = datasets.user.read_melodies(data, melody)`` (MIDI, ABC, MusicXML ->
 `datasets.Tune` by split; a recipe that reads melodies also takes ``melody``, the rule for chords:
 ``--melody top`` keeps their highest note); a recipe that learns labels (the classifiers, the
@@ -34,35 +39,63 @@ Chapter: notebooks/02_learning_to_generate.ipynb
 """
 import functools
 import inspect
+from typing import Callable, NamedTuple
 
 from . import cyclegan, evaluation, gan, next_token, recording, rnn, vae
 
 
 def train_gan_or_recording_gan(out_dir="runs", steps: int | None = None, command: str = "", data=None,
-                               progress: bool = True) -> dict:
+                               progress: bool = True, restart: bool = False, **settings) -> dict:
     """``train gan``: the chapter-3 conditional GAN (`gan.train_gan`); with your recording
     (``--data``), whose slices carry no instrument or pitch labels, chapter 11's single-condition
     version of the same GAN (`recording.train_recording_gan`, written as ``recording-gan``)."""
     if data is None:
-        return gan.train_gan(out_dir, steps, command, progress=progress)
-    return recording.train_recording_gan(out_dir, steps, command, data=data, progress=progress)
+        return gan.train_gan(out_dir, steps, command, progress=progress, restart=restart, **settings)
+    return recording.train_recording_gan(out_dir, steps, command, data=data, progress=progress, restart=restart,
+                                         **settings)
+
+
+MELODIES = "a folder of melodies: MIDI, ABC, MusicXML (monophonic)"
+RECORDINGS = "a recording or a folder of them: WAV, FLAC, OGG, MP3 (any rate, at least 5 s)"
+CLASSES = "a folder with one subfolder of melodies per class (PATH/<class>/*.mid)"
+
+
+class Recipe(NamedTuple):
+    """A model the command line trains: the recipe, one line on what it is, and what ``--data`` takes."""
+
+    train: Callable[..., dict]
+    about: str
+    data: str
 
 
 RECIPES = {
-    "next-token": next_token.train_next_token,
-    "gan": train_gan_or_recording_gan,
-    "vae-melody": vae.train_vae_melody,
-    "vae-timbre": vae.train_vae_timbre,
-    "melody-rnn": rnn.train_melody,
-    "poly-rnn": rnn.train_poly,
-    "poly-made": functools.partial(rnn.train_poly, output="made"),
-    "audio-rnn": rnn.train_audio,
-    "audio-rnn-mse": functools.partial(rnn.train_audio, output="gaussian"),
-    "recording-gan": recording.train_recording_gan,
-    "cyclegan-timbre": cyclegan.train_cyclegan_timbre,
-    "cyclegan-symbolic": cyclegan.train_cyclegan_symbolic,
-    "mtnn": evaluation.train_mtnn,
-    "rnn-evaluator": evaluation.train_rnn_evaluator,
+    "next-token": Recipe(next_token.train_next_token, "chapter 2: neural n-gram, the next token of a melody's event grid",
+                         MELODIES),
+    "gan": Recipe(train_gan_or_recording_gan, "chapter 3: conditional SpecGAN of instrument notes (log-mel)",
+                  f"{RECORDINGS}; trains recording-gan"),
+    "vae-melody": Recipe(vae.train_vae_melody, "chapter 4: VAE of 2-bar melodies (latent space, interpolation)", MELODIES),
+    "vae-timbre": Recipe(vae.train_vae_timbre, "chapter 4: VAE of one-shot note log-mels (timbre space)", RECORDINGS),
+    "melody-rnn": Recipe(rnn.train_melody, "chapter 5: LSTM language model of folk melodies, region and tune type",
+                         MELODIES),
+    "poly-rnn": Recipe(rnn.train_poly, "chapter 5: LSTM of piano rolls, independent notes per frame (chorales)",
+                       "a folder of MIDI files, or of train.npz and valid.npz of (T, 88) 0/1 arrays"),
+    "poly-made": Recipe(functools.partial(rnn.train_poly, output="made"),
+                        "chapter 5: LSTM of piano rolls, notes of a frame modelled jointly (NADE/MADE)",
+                        "a folder of MIDI files, or of train.npz and valid.npz of (T, 88) 0/1 arrays"),
+    "audio-rnn": Recipe(rnn.train_audio, "chapter 5: sample-level RNN of 8 kHz audio, mu-law categorical output",
+                        RECORDINGS),
+    "audio-rnn-mse": Recipe(functools.partial(rnn.train_audio, output="gaussian"),
+                            "chapter 5: the same with a Gaussian output trained by MSE", RECORDINGS),
+    "recording-gan": Recipe(recording.train_recording_gan, "chapter 11: single-condition SpecGAN of slices of one recording",
+                            RECORDINGS),
+    "cyclegan-timbre": Recipe(cyclegan.train_cyclegan_timbre, "chapter 7: CycleGAN flute <-> clarinet on log-mels",
+                              f"{MELODIES}, rendered on both instruments"),
+    "cyclegan-symbolic": Recipe(cyclegan.train_cyclegan_symbolic, "chapter 7: CycleGAN between two regions' melody phrases",
+                                "a folder with exactly two subfolders of melodies, the domains A and B"),
+    "mtnn": Recipe(evaluation.train_mtnn, "chapter 8: multi-task network (region, tune type, meter, mode) of melodies",
+                   f"{CLASSES}: your classes as the style task"),
+    "rnn-evaluator": Recipe(evaluation.train_rnn_evaluator, "chapter 9: GRU evaluator, a prediction after every step read",
+                            f"{CLASSES}: your classes as the style task"),
 }
 
 

@@ -4,15 +4,16 @@ Chapter: notebooks/07_style_transfer_gan.ipynb
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import audio, config, datasets, losses, symbolic, train
+from .. import audio, datasets, losses, symbolic, train
 from ..errors import BadInputError
-from .common import _finish, _keep_best
+from .common import TrainingSettings, _finish, pick_settings, run_identity
 
 TIMBRE_PROGRAMS = (73, 71)  # flute (A) <-> clarinet (B)
 SYMBOLIC_REGIONS = ("German", "Chinese")
@@ -24,25 +25,27 @@ class UnpairedBatches:
 
     ``items_*`` are arrays [shape=(C, T_i)] (``n_frames`` given: a random window of that many frames is
     cut from each drawn item) or rows of one array [shape=(N, T)]. One pass is ``batches_per_pass``
-    batches; nothing pairs an ``a`` with a ``b``.
+    batches; nothing pairs an ``a`` with a ``b``. Each pass draws from a generator seeded by
+    ``seed`` and torch's random state when the pass starts (which `train.fit` seeds per step), so
+    the batches of a resumed run are those of an uninterrupted one.
     """
 
     def __init__(self, items_a, items_b, batch_size: int, n_frames: int | None = None,
                  batches_per_pass: int = 100, seed: int = 0):
         self.items = (items_a, items_b)
-        self.batch_size, self.n_frames, self.batches_per_pass = batch_size, n_frames, batches_per_pass
-        self.rng = np.random.default_rng(seed)
+        self.batch_size, self.n_frames, self.batches_per_pass, self.seed = batch_size, n_frames, batches_per_pass, seed
 
-    def _draw(self, items) -> torch.Tensor:
-        picked = [items[i] for i in self.rng.integers(len(items), size=self.batch_size)]
+    def _draw(self, items, rng) -> torch.Tensor:
+        picked = [items[i] for i in rng.integers(len(items), size=self.batch_size)]
         if self.n_frames is not None:
-            starts = [self.rng.integers(x.shape[-1] - self.n_frames + 1) for x in picked]
+            starts = [rng.integers(x.shape[-1] - self.n_frames + 1) for x in picked]
             picked = [x[..., s:s + self.n_frames] for x, s in zip(picked, starts)]
         return torch.from_numpy(np.stack(picked))
 
     def __iter__(self):
+        rng = np.random.default_rng([self.seed, int(torch.randint(2**62, ()))])
         for _ in range(self.batches_per_pass):
-            yield tuple(self._draw(items) for items in self.items)
+            yield tuple(self._draw(items, rng) for items in self.items)
 
 
 def cyclegan_step(model, discriminator_a, discriminator_b, lambda_cycle: float = 10.0,
@@ -83,29 +86,70 @@ def cyclegan_step(model, discriminator_a, discriminator_b, lambda_cycle: float =
     return step
 
 
+@dataclasses.dataclass(frozen=True)
+class CycleGanTimbreSettings(TrainingSettings):
+    """Training settings of ``cyclegan-timbre`` (defaults: full mode; `CYCLEGAN_TIMBRE_SETTINGS` holds
+    both presets). The learning rate is constant for half the run, then falls linearly to 0
+    (`train.constant_then_linear_decay`); ``train_tunes``, ``valid_pairs``, ``test_tunes``: tunes
+    spread over each split; ``max_quarters``: the opening rendered of each tune.
+
+    Chapter: notebooks/07_style_transfer_gan.ipynb
+    """
+
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 5e-4
+    log_every: int = 50
+    eval_every: int = 200
+    checkpoint_every: int = 250
+    hidden: int = 96
+    n_blocks: int = 4
+    max_quarters: float = 32
+    n_frames: int = 64  # about one second per patch
+    train_tunes: int = 600
+    valid_pairs: int = 24
+    test_tunes: int = 40
+    programs: tuple = TIMBRE_PROGRAMS
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 5.0
+
+
+CYCLEGAN_TIMBRE_SETTINGS = {"full": CycleGanTimbreSettings(),
+                            "quick": CycleGanTimbreSettings(steps=100, lr=1e-3, log_every=10, eval_every=10, hidden=64,
+                                                            n_blocks=3, max_quarters=16, train_tunes=120, valid_pairs=6,
+                                                            test_tunes=8)}
+
+
+@dataclasses.dataclass(frozen=True)
+class CycleGanSymbolicSettings(TrainingSettings):
+    """Training settings of ``cyclegan-symbolic`` (defaults: full mode; `CYCLEGAN_SYMBOLIC_SETTINGS` holds
+    both presets). Learning rate as in `CycleGanTimbreSettings`; cycle and identity weights small
+    (see `train_cyclegan_symbolic`).
+
+    Chapter: notebooks/07_style_transfer_gan.ipynb
+    """
+
+    steps: int = 2000
+    lr: float = 5e-4
+    log_every: int = 50
+    checkpoint_every: int = 250
+    hidden: int = 96
+    n_blocks: int = 4
+    regions: tuple = SYMBOLIC_REGIONS
+    lambda_cycle: float = 1.0
+    lambda_identity: float = 0.1
+
+
+CYCLEGAN_SYMBOLIC_SETTINGS = {"full": CycleGanSymbolicSettings(),
+                              "quick": CycleGanSymbolicSettings(steps=100, lr=1e-3, log_every=10, hidden=64,
+                                                                n_blocks=3)}
+
+
 def _optimizers(model, discriminator_a, discriminator_b, lr: float) -> dict:
     betas = (0.5, 0.999)
     return {"generators": torch.optim.Adam(model.parameters(), lr=lr, betas=betas),
             "discriminators": torch.optim.Adam(list(discriminator_a.parameters()) + list(discriminator_b.parameters()),
                                                lr=lr, betas=betas)}
-
-
-def _with_linear_decay(step_fn, optimizers: dict, n_steps: int):
-    """Constant learning rate for the first half, then linearly down to 0 (as in Zhu et al. 2017).
-
-    The step count comes from the optimizer's own state, so a resumed run continues the schedule.
-    """
-    base_lrs = {name: [group["lr"] for group in opt.param_groups] for name, opt in optimizers.items()}
-
-    def step(batch, update):
-        for name, opt in optimizers.items():
-            state = opt.state.get(opt.param_groups[0]["params"][0], {})
-            factor = min(1.0, 2 * (1 - float(state.get("step", 0)) / n_steps))
-            for group, lr in zip(opt.param_groups, base_lrs[name]):
-                group["lr"] = lr * factor
-        return step_fn(batch, update)
-
-    return step
 
 
 def _spread(items: list, n: int) -> list:
@@ -150,8 +194,9 @@ def score_timbre_transfer(model, pairs) -> dict:
 
 
 def train_cyclegan_timbre(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
-                          programs=TIMBRE_PROGRAMS, data: str | None = None, melody: str = "single") -> dict:
+                          data: str | None = None, melody: str = "single", restart: bool = False, **settings) -> dict:
     """The chapter-7 timbre CycleGAN: flute <-> clarinet log-mels of *different* folk melodies.
+    ``settings``: fields of `CycleGanTimbreSettings` to change (e.g. ``programs=(73, 40)``).
 
     Training: the train split's tunes (or the melody files in folder ``data``, see
     `datasets.user.read_melodies`, ``melody`` its rule for chords; unusable files are skipped and listed in the
@@ -162,53 +207,53 @@ def train_cyclegan_timbre(out_dir="runs", steps: int | None = None, command: str
     """
     from ..models import cyclegan
 
-    config.seed_everything(0)
+    start = time.perf_counter()
+    settings = pick_settings("cyclegan-timbre", CYCLEGAN_TIMBRE_SETTINGS, steps, **settings)
+    programs = settings.programs
     program_a, program_b = programs
-    model_config = cyclegan.CycleGanConfig(n_channels=cyclegan.N_MELS, hidden=config.pick(64, 96),
-                                           n_blocks=config.pick(3, 4), kind="timbre",
+    model_config = cyclegan.CycleGanConfig(n_channels=cyclegan.N_MELS, hidden=settings.hidden,
+                                           n_blocks=settings.n_blocks, kind="timbre",
                                            domain_a=str(program_a), domain_b=str(program_b))
-    max_quarters = config.pick(16, 32)
+    max_quarters = settings.max_quarters
     skipped = []
     if data is None:
-        tunes = _spread(datasets.load_folk("train"), config.pick(120, 600))
+        tunes = _spread(datasets.load_folk("train"), settings.train_tunes)
     else:
         by_split, _, skipped = datasets.user.read_melodies(data, melody)
         tunes = sorted((t for split in by_split.values() for t in split), key=lambda t: t.id)  # by file name
-    n_frames = 64  # about one second per patch
+    n_frames = settings.n_frames
     side_a = [x for x in timbre_log_mels(tunes[0::2], program_a, max_quarters) if x.shape[-1] >= n_frames]
     side_b = [x for x in timbre_log_mels(tunes[1::2], program_b, max_quarters) if x.shape[-1] >= n_frames]
     if not side_a or not side_b:
         raise BadInputError(f"no melody of {'side A' if not side_a else 'side B'} lasts {n_frames} frames (1 s)")
-    valid_pairs = timbre_pairs(_spread(datasets.load_folk("valid"), config.pick(6, 24)), programs)
+    valid_pairs = timbre_pairs(_spread(datasets.load_folk("valid"), settings.valid_pairs), programs)
     model = cyclegan.CycleGAN(model_config)
     discriminator_a, discriminator_b = cyclegan.Discriminator(model_config), cyclegan.Discriminator(model_config)
-    n_steps = steps or config.pick(100, 2000)
-    evaluate, best = _keep_best(model, lambda: score_timbre_transfer(model, valid_pairs), "lsd_translated_a_to_b")
-    out_dir = Path(out_dir)
-    start = time.perf_counter()
-    optimizers = _optimizers(model, discriminator_a, discriminator_b, lr=config.pick(1e-3, 5e-4))
-    history = train.fit({"model": model, "discriminator_a": discriminator_a, "discriminator_b": discriminator_b},
-                        optimizers, _with_linear_decay(cyclegan_step(model, discriminator_a, discriminator_b),
-                                                       optimizers, n_steps),
-                        UnpairedBatches(side_a, side_b, batch_size=16, n_frames=n_frames), n_steps,
-                        evaluate=evaluate, eval_every=max(n_steps // 10, 1), log_every=config.pick(10, 50),
-                        grad_clip=None, checkpoint_path=out_dir / "cyclegan-timbre.pt", checkpoint_every=250,
-                        config=model_config, progress=progress, desc="timbre CycleGAN")
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
-    test_tunes = _spread(datasets.load_folk("test"), config.pick(8, 40))
-    test = score_timbre_transfer(model, timbre_pairs(test_tunes, programs))
-    metrics = {**{f"test_{k}": round(v, 4) for k, v in test.items()}, "steps": n_steps,
-               "best_valid_lsd": round(best["lsd_translated_a_to_b"], 4),
-               "best_step": min((r for r in history if "lsd_translated_a_to_b" in r),
-                                key=lambda r: r["lsd_translated_a_to_b"])["step"]}
     source = f"{len(tunes)} train tunes" if data is None else f"{len(tunes)} melodies from {data}"
+    out_dir = Path(out_dir)
+    optimizers = _optimizers(model, discriminator_a, discriminator_b, lr=settings.lr)
+    history = train.fit({"model": model, "discriminator_a": discriminator_a, "discriminator_b": discriminator_b},
+                        optimizers, cyclegan_step(model, discriminator_a, discriminator_b, settings.lambda_cycle,
+                                                  settings.lambda_identity),
+                        UnpairedBatches(side_a, side_b, batch_size=settings.batch_size, n_frames=n_frames,
+                                        seed=settings.seed), settings.steps,
+                        evaluate=lambda: score_timbre_transfer(model, valid_pairs), eval_every=settings.eval_every,
+                        keep_best="lsd_translated_a_to_b", log_every=settings.log_every, grad_clip=None,
+                        lr_schedule=lambda step: train.constant_then_linear_decay(step, settings.steps),
+                        seed=settings.seed, checkpoint_path=out_dir / "cyclegan-timbre.pt",
+                        checkpoint_every=settings.checkpoint_every, restart=restart,
+                        identity=run_identity(settings, model_config, data, source), config=model_config,
+                        started=start, progress=progress, desc="timbre CycleGAN")
+    test_tunes = _spread(datasets.load_folk("test"), settings.test_tunes)
+    test = score_timbre_transfer(model, timbre_pairs(test_tunes, programs))
+    metrics = {**{f"test_{k}": round(v, 4) for k, v in test.items()}, "steps": settings.steps,
+               "best_valid_lsd": round(history.best_score, 4), "best_step": history.best_step}
     description = (f"melodies rendered with TimGM6mb at {cyclegan.TIMBRE_QPM} qpm: {source}, "
                    f"opening {max_quarters} quarters, even ones on program {program_a} ({audio.program_name(program_a)}), "
-                   f"odd ones on {program_b} ({audio.program_name(program_b)}), unpaired; 64-frame patches. "
+                   f"odd ones on {program_b} ({audio.program_name(program_b)}), unpaired; {n_frames}-frame patches. "
                    f"Early stopping on {len(valid_pairs)} valid pairs; test: {len(test_tunes)} test tunes spread "
                    "over the split, rendered on both, opening 16 quarters")
-    return _finish("cyclegan-timbre", out_dir, model, model_config, metrics, start, command, description,
+    return _finish("cyclegan-timbre", out_dir, model, model_config, settings, metrics, history, command, description,
                    skipped_files=skipped, history=[r for r in history if "lsd_translated_a_to_b" in r])
 
 
@@ -285,9 +330,9 @@ def _two_domains(data, melody: str = "single") -> tuple[dict, tuple[str, str], s
 
 
 def train_cyclegan_symbolic(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
-                            regions=SYMBOLIC_REGIONS, lambda_cycle: float = 1.0, lambda_identity: float = 0.1,
-                            data: str | None = None, melody: str = "single") -> dict:
+                            data: str | None = None, melody: str = "single", restart: bool = False, **settings) -> dict:
     """The chapter-7 symbolic CycleGAN: 4-bar phrases of two regions' folk melodies (unpaired by nature).
+    ``settings``: fields of `CycleGanSymbolicSettings` to change (e.g. ``regions=("Irish", "Chinese")``).
 
     Cycle and identity use the cross-entropy with small weights (``lambda_cycle`` 1, ``lambda_identity``
     0.1): with the audio model's 10 and 5 the generators learned to copy (0.5 % of steps changed in a
@@ -304,16 +349,17 @@ def train_cyclegan_symbolic(out_dir="runs", steps: int | None = None, command: s
     """
     from ..models import cyclegan
 
-    config.seed_everything(0)
-    held_out, skipped = "test", []
+    start = time.perf_counter()
+    settings = pick_settings("cyclegan-symbolic", CYCLEGAN_SYMBOLIC_SETTINGS, steps, **settings)
+    regions, held_out, skipped = settings.regions, "test", []
     if data is None:
         tunes = {split: datasets.load_folk(split, regions=regions) for split in ("train", held_out)}
     else:
         tunes, regions, description, skipped = _two_domains(data, melody)
         held_out = "test" if tunes["test"] else "valid"
     region_a, region_b = regions
-    model_config = cyclegan.CycleGanConfig(n_channels=symbolic.VOCAB_SIZE, hidden=config.pick(64, 96),
-                                           n_blocks=config.pick(3, 4), kernel_size=3, kind="symbolic",
+    model_config = cyclegan.CycleGanConfig(n_channels=symbolic.VOCAB_SIZE, hidden=settings.hidden,
+                                           n_blocks=settings.n_blocks, kernel_size=3, kind="symbolic",
                                            domain_a=region_a, domain_b=region_b)
     side_a, side_b = region_phrases(tunes["train"], region_a), region_phrases(tunes["train"], region_b)
     for side, region in ((side_a, region_a), (side_b, region_b)):
@@ -322,19 +368,21 @@ def train_cyclegan_symbolic(out_dir="runs", steps: int | None = None, command: s
                                 "longer than a bar); bring longer melodies")
     model = cyclegan.CycleGAN(model_config)
     discriminator_a, discriminator_b = cyclegan.Discriminator(model_config), cyclegan.Discriminator(model_config)
-    n_steps = steps or config.pick(100, 2000)
-    optimizers = _optimizers(model, discriminator_a, discriminator_b, lr=config.pick(1e-3, 5e-4))
+    optimizers = _optimizers(model, discriminator_a, discriminator_b, lr=settings.lr)
     out_dir = Path(out_dir)
-    start = time.perf_counter()
     history = train.fit({"model": model, "discriminator_a": discriminator_a, "discriminator_b": discriminator_b},
-                        optimizers, _with_linear_decay(cyclegan_step(model, discriminator_a, discriminator_b,
-                                                                     lambda_cycle, lambda_identity), optimizers, n_steps),
-                        UnpairedBatches(side_a, side_b, batch_size=32), n_steps, log_every=config.pick(10, 50),
-                        grad_clip=None, checkpoint_path=out_dir / "cyclegan-symbolic.pt", checkpoint_every=250,
-                        config=model_config, progress=progress, desc="symbolic CycleGAN")
+                        optimizers, cyclegan_step(model, discriminator_a, discriminator_b, settings.lambda_cycle,
+                                                  settings.lambda_identity),
+                        UnpairedBatches(side_a, side_b, batch_size=settings.batch_size, seed=settings.seed),
+                        settings.steps, log_every=settings.log_every, grad_clip=None,
+                        lr_schedule=lambda step: train.constant_then_linear_decay(step, settings.steps),
+                        seed=settings.seed, checkpoint_path=out_dir / "cyclegan-symbolic.pt",
+                        checkpoint_every=settings.checkpoint_every, restart=restart,
+                        identity=run_identity(settings, model_config, data, f"folk melodies of {list(regions)}"),
+                        config=model_config, started=start, progress=progress, desc="symbolic CycleGAN")
     test_a, test_b = (region_phrases(tunes[held_out], r, hop_bars=PHRASE_BARS) for r in regions)
     test = score_symbolic_transfer(model, test_a, test_b, strength=data is None) if len(test_a) and len(test_b) else {}
-    metrics = {**{f"{held_out}_{k}": round(v, 4) for k, v in test.items()}, "steps": n_steps,
+    metrics = {**{f"{held_out}_{k}": round(v, 4) for k, v in test.items()}, "steps": settings.steps,
                "n_train_phrases": [len(side_a), len(side_b)], f"n_{held_out}_phrases": [len(test_a), len(test_b)]}
     if data is None:
         description = (f"4-bar (64-step) phrases of the train split's {region_a} and {region_b} folk melodies, hop 2 "
@@ -346,7 +394,6 @@ def train_cyclegan_symbolic(out_dir="runs", steps: int | None = None, command: s
                         f"{'' if held_out == 'test' else ' (no test file: fewer than 10 per class)'}"
                         f"{'' if test else ' (none of both domains: nothing scored)'}; content preservation only, "
                         "no transfer strength: the shipped region classifier does not know your domains")
-    return _finish("cyclegan-symbolic", out_dir, model, model_config, metrics, start, command, description,
-                   lambda_cycle=lambda_cycle, lambda_identity=lambda_identity,
-                   history=[r for r in history if "cycle" in r][-20:],
+    return _finish("cyclegan-symbolic", out_dir, model, model_config, settings, metrics, history, command,
+                   description, history=[r for r in history if "cycle" in r][-20:],
                    **({"classes": list(regions), "skipped": skipped} if data is not None else {}))

@@ -11,15 +11,16 @@ Chapter: notebooks/08_multitask_evaluation.ipynb
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import config, datasets, losses, symbolic, train
+from .. import datasets, losses, symbolic, train
 from ..errors import BadInputError
-from .common import _finish, _keep_best
+from .common import TrainingSettings, _finish, pick_settings, run_identity
 
 THREE_REGIONS = ("German", "Chinese", "Irish")
 CROP_STEPS = (32, 64, 128, None)  # None = the whole tune
@@ -147,12 +148,13 @@ def _held_out(tunes: dict) -> str:
     return "test" if tunes["test"] else "valid"
 
 
-def labelled_tunes(data=None, tasks=None, progress: bool = True, melody: str = "single") -> tuple[dict, dict, str, list]:
+def labelled_tunes(data=None, tasks=None, progress: bool = True, min_count: int = 20,
+                   melody: str = "single") -> tuple[dict, dict, str, list]:
     """What the classifiers learn from: ``(tunes by split, labels task -> class names, description
     for the sidecar, skipped files)``.
 
     Without ``data``: the folk melodies with the corpus's labels for ``tasks`` (default all of
-    `mtnn.TASKS`; a label seen fewer than 8 (quick) / 20 (full) times in train becomes "other").
+    `mtnn.TASKS`; a label seen fewer than ``min_count`` times in train becomes "other").
     With ``data``: your class folders (`datasets.user.read_classes`, ``melody`` its rule for chords) as
     the region task alone.
     """
@@ -160,7 +162,7 @@ def labelled_tunes(data=None, tasks=None, progress: bool = True, melody: str = "
 
     if data is None:
         tunes = {split: datasets.load_folk(split, progress=progress) for split in datasets.SPLITS}
-        labels = mtnn.build_labels(tunes["train"], tuple(tasks or mtnn.TASKS), min_count=config.pick(8, 20))
+        labels = mtnn.build_labels(tunes["train"], tuple(tasks or mtnn.TASKS), min_count=min_count)
         return tunes, labels, "folk melodies (music21 corpus), train/valid/test split by hash; scores on test", []
     if tasks is not None and tuple(tasks) != ("region",):
         raise BadInputError(f"tasks={tuple(tasks)}: your data's subfolders label the region (style) task only")
@@ -169,38 +171,66 @@ def labelled_tunes(data=None, tasks=None, progress: bool = True, melody: str = "
     return tunes, {"region": classes}, f"{description}; scores on {held_out}", skipped
 
 
-def train_mtnn(out_dir="runs", steps: int | None = None, command: str = "", tasks=None,
-               weighting: str = "uncertainty", balance: str | None = None, name: str = "mtnn",
-               progress: bool = True, data: str | None = None, melody: str = "single") -> dict:
+@dataclasses.dataclass(frozen=True)
+class MtnnSettings(TrainingSettings):
+    """Training settings of ``mtnn`` (defaults: full mode; `MTNN_SETTINGS` holds both presets).
+
+    ``tasks``: None for all of `models.mtnn.TASKS`; ``weighting``: ``"uncertainty"`` or ``"sum"``;
+    ``balance``: ``"region"`` draws the regions equally often; ``min_label_count``: see `labelled_tunes`.
+
+    Chapter: notebooks/08_multitask_evaluation.ipynb
+    """
+
+    steps: int = 2000
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    log_every: int = 50
+    eval_every: int = 250
+    channels: int = 96
+    tasks: tuple | None = None
+    weighting: str = "uncertainty"
+    balance: str | None = None
+    min_label_count: int = 20
+
+
+MTNN_SETTINGS = {"full": MtnnSettings(),
+                 "quick": MtnnSettings(steps=300, log_every=10, eval_every=100, channels=64, min_label_count=8)}
+
+
+def train_mtnn(out_dir="runs", steps: int | None = None, command: str = "", name: str = "mtnn",
+               progress: bool = True, data: str | None = None, melody: str = "single", restart: bool = False,
+               **settings) -> dict:
     """The chapter-8 multi-task network (or, with one task, a single-task baseline) on the folk
     melodies in the corpus's proportions (``balance="region"``: regions drawn equally often);
     early stopping on the validation loss summed over the tasks. With ``data`` (a folder with one
-    subfolder of melody files per class, `labelled_tunes`) a single-task network for your classes."""
+    subfolder of melody files per class, `labelled_tunes`) a single-task network for your classes.
+    ``settings``: fields of `MtnnSettings` to change (e.g. ``tasks=("region",)``)."""
     from ..models import mtnn
 
-    config.seed_everything(0)
-    tunes, labels, description, skipped = labelled_tunes(data, tasks, progress, melody)
-    model_config = mtnn.MultiTaskConfig(labels=labels, channels=config.pick(64, 96))
+    start = time.perf_counter()
+    if settings.get("tasks") is not None:
+        settings["tasks"] = tuple(settings["tasks"])
+    settings = pick_settings(name, MTNN_SETTINGS, steps, **settings)
+    tunes, labels, description, skipped = labelled_tunes(data, settings.tasks, progress, settings.min_label_count, melody)
+    model_config = mtnn.MultiTaskConfig(labels=labels, channels=settings.channels)
     model = mtnn.MultiTaskNet(model_config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     targets = mtnn.encode_targets(tunes["train"], labels)
-    n_steps = steps or config.pick(300, 2000)
 
     def score_valid():
         report = score_classifier(model, tunes["valid"])
         return {"valid_loss": sum(r["nll"] for r in report.values()), **_summary(report, "valid")}
 
-    evaluate, best = _keep_best(model, score_valid, "valid_loss")
     out_dir = Path(out_dir)
-    start = time.perf_counter()
-    history = train.fit(model, optimizer, mtnn_step(model, weighting),
-                        crop_batches(tunes["train"], targets, balance=balance if balance in labels else None),
-                        n_steps, evaluate=evaluate, eval_every=config.pick(100, 250), log_every=config.pick(10, 50),
-                        checkpoint_path=out_dir / f"{name}.pt", checkpoint_every=500, config=model_config,
-                        progress=progress, desc=name)
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
-    metrics = {"steps": n_steps, "weighting": weighting, "balance": balance,
+    balance = settings.balance if settings.balance in labels else None
+    history = train.fit(model, optimizer, mtnn_step(model, settings.weighting),
+                        crop_batches(tunes["train"], targets, batch_size=settings.batch_size, balance=balance),
+                        settings.steps, evaluate=score_valid, eval_every=settings.eval_every, keep_best="valid_loss",
+                        log_every=settings.log_every, seed=settings.seed, checkpoint_path=out_dir / f"{name}.pt",
+                        checkpoint_every=settings.checkpoint_every, restart=restart,
+                        identity=run_identity(settings, model_config, data, description), config=model_config,
+                        started=start, progress=progress, desc=name)
+    metrics = {"steps": settings.steps, "weighting": settings.weighting, "balance": settings.balance,
                "sigma2": {task: round(float(s.detach().exp()), 4) for task, s in model.log_variances.items()}}
     held_out = _held_out(tunes)
     for n_crop in CROP_STEPS:
@@ -208,7 +238,7 @@ def train_mtnn(out_dir="runs", steps: int | None = None, command: str = "", task
         metrics.update(_summary(report, f"{held_out}_{n_crop or 'full'}"))
         if n_crop is None:
             metrics[f"{held_out}_full_report"] = report
-    result = _finish(name, out_dir, model, model_config, metrics, start, command, description,
+    result = _finish(name, out_dir, model, model_config, settings, metrics, history, command, description,
                      units=f"accuracy on held-out {held_out} tunes; crops at a seeded random start",
                      **({"classes": labels["region"], "skipped": skipped} if data is not None else {}))
     result["history"] = history
@@ -254,43 +284,71 @@ def accuracy_vs_steps_read(model, tunes, task: str = "region", read_steps=READ_S
     return {str(t): (round(float(np.mean(v)), 4), len(v)) for t, v in predictions.items() if v}
 
 
+@dataclasses.dataclass(frozen=True)
+class RnnEvaluatorSettings(TrainingSettings):
+    """Training settings of ``rnn-evaluator`` (defaults: full mode; `RNN_EVALUATOR_SETTINGS` holds both
+    presets). Crops of ``min_crop``..``max_crop`` steps, from the tune's start with probability
+    ``from_start``; ``valid_tunes`` validation tunes for early stopping.
+
+    Chapter: notebooks/09_rnn_evaluation.ipynb
+    """
+
+    steps: int = 1500
+    lr: float = 3e-3
+    log_every: int = 50
+    eval_every: int = 250
+    hidden_dim: int = 128
+    min_crop: int = 64
+    max_crop: int = 256
+    from_start: float = 0.5
+    valid_tunes: int = 600
+    min_label_count: int = 20
+
+
+RNN_EVALUATOR_SETTINGS = {"full": RnnEvaluatorSettings(),
+                          "quick": RnnEvaluatorSettings(steps=300, log_every=10, eval_every=100, hidden_dim=96,
+                                                        valid_tunes=200, min_label_count=8)}
+
+
 def train_rnn_evaluator(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
-                        data: str | None = None, melody: str = "single") -> dict:
+                        data: str | None = None, melody: str = "single", restart: bool = False, **settings) -> dict:
     """The chapter-9 GRU evaluator: per-step predictions of the chapter-8 tasks (with ``data``, of
-    your classes, one subfolder each, as the region task alone: `labelled_tunes`).
+    your classes, one subfolder each, as the region task alone: `labelled_tunes`). ``settings``:
+    fields of `RnnEvaluatorSettings` to change.
 
     Chapter: notebooks/09_rnn_evaluation.ipynb
     """
     from ..models import mtnn
 
-    config.seed_everything(0)
-    tunes, labels, description, skipped = labelled_tunes(data, progress=progress, melody=melody)
-    model_config = mtnn.RNNEvaluatorConfig(labels=labels, hidden_dim=config.pick(96, 128))
+    start = time.perf_counter()
+    settings = pick_settings("rnn-evaluator", RNN_EVALUATOR_SETTINGS, steps, **settings)
+    tunes, labels, description, skipped = labelled_tunes(data, progress=progress, min_count=settings.min_label_count,
+                                                          melody=melody)
+    model_config = mtnn.RNNEvaluatorConfig(labels=labels, hidden_dim=settings.hidden_dim)
     model = mtnn.RNNEvaluator(model_config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     targets = mtnn.encode_targets(tunes["train"], labels)
-    n_steps = steps or config.pick(300, 1500)
-    valid = tunes["valid"][:config.pick(200, 600)]
+    valid = tunes["valid"][:settings.valid_tunes]
 
     def score_valid():  # after 64 steps (on whole tunes when no validation tune is that long)
         curve = accuracy_vs_steps_read(model, valid, read_steps=(64,))
         return {"valid_error_64": 1 - curve.get("64", curve["full"])[0], "valid_region_accuracy_full": curve["full"][0]}
 
-    evaluate, best = _keep_best(model, score_valid, "valid_error_64")
     out_dir = Path(out_dir)
-    start = time.perf_counter()
     history = train.fit(model, optimizer, rnn_evaluator_step(model),
-                        crop_batches(tunes["train"], targets, min_steps=64, max_steps=256, from_start=0.5),
-                        n_steps, evaluate=evaluate, eval_every=config.pick(100, 250), log_every=config.pick(10, 50),
-                        checkpoint_path=out_dir / "rnn-evaluator.pt", checkpoint_every=500, config=model_config,
-                        progress=progress, desc="rnn-evaluator")
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
-    metrics = {"steps": n_steps}
+                        crop_batches(tunes["train"], targets, batch_size=settings.batch_size,
+                                     min_steps=settings.min_crop, max_steps=settings.max_crop,
+                                     from_start=settings.from_start),
+                        settings.steps, evaluate=score_valid, eval_every=settings.eval_every,
+                        keep_best="valid_error_64", log_every=settings.log_every, seed=settings.seed,
+                        checkpoint_path=out_dir / "rnn-evaluator.pt", checkpoint_every=settings.checkpoint_every,
+                        restart=restart, identity=run_identity(settings, model_config, data, description),
+                        config=model_config, started=start, progress=progress, desc="rnn-evaluator")
+    metrics = {"steps": settings.steps}
     held_out = _held_out(tunes)
     for task in labels:
         metrics[f"{held_out}_{task}_accuracy_vs_steps_read"] = accuracy_vs_steps_read(model, tunes[held_out], task)
-    result = _finish("rnn-evaluator", out_dir, model, model_config, metrics, start, command, description,
+    result = _finish("rnn-evaluator", out_dir, model, model_config, settings, metrics, history, command, description,
                      units="accuracy after reading the first t sixteenth-note steps: (accuracy, n tunes)",
                      **({"classes": labels["region"], "skipped": skipped} if data is not None else {}))
     result["history"] = history

@@ -4,14 +4,15 @@ Chapter: notebooks/03_gan.ipynb
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import config, losses, train
-from .common import save_run_weights
+from .. import losses, train
+from .common import TrainingSettings, _finish, pick_settings, run_identity
 
 
 def gan_step(generator, discriminator, loss: str = "hinge", ema=None, ema_decay: float = 0.999,
@@ -85,9 +86,35 @@ def score_gan_diversity(generator, data: dict, program: int, pitch: int, n: int 
     return {"spread_fake": spread(fake).item(), "spread_real": spread(real).item()}
 
 
-def train_gan(out_dir="runs", steps: int | None = None, command: str = "", loss: str = "hinge",
-              mode_seeking: float = 0.25, progress: bool = True) -> dict:
+@dataclasses.dataclass(frozen=True)
+class GanSettings(TrainingSettings):
+    """Training settings of ``gan`` (defaults: full mode; `GAN_SETTINGS` holds both presets).
+
+    ``loss``: ``"hinge"`` (with spectral norm, Adam betas (0, 0.9)) or ``"nonsaturating"`` (Adam betas
+    (0.5, 0.999)); ``n_per_condition`` rendered notes per (instrument, pitch).
+
+    Chapter: notebooks/03_gan.ipynb
+    """
+
+    steps: int = 4500
+    lr: float = 2e-4
+    log_every: int = 25
+    eval_every: int = 562
+    checkpoint_every: int = 250
+    loss: str = "hinge"
+    mode_seeking: float = 0.25
+    ema_decay: float = 0.999
+    width: int = 16
+    n_per_condition: int = 16
+
+
+GAN_SETTINGS = {"full": GanSettings(), "quick": GanSettings(steps=150, eval_every=18, width=8, n_per_condition=4)}
+
+
+def train_gan(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
+              restart: bool = False, **settings) -> dict:
     """The chapter-3 conditional SpecGAN on varied SoundFont notes (6 instruments x 25 pitches).
+    ``settings``: fields of `GanSettings` to change (e.g. ``loss="nonsaturating"``).
 
     Your own recording (``train gan --data``) trains chapter 11's single-condition version of the
     same GAN instead (`recipes.recording.train_recording_gan`, chosen in `recipes.RECIPES`).
@@ -96,35 +123,31 @@ def train_gan(out_dir="runs", steps: int | None = None, command: str = "", loss:
 
     from ..models import gan
 
-    config.seed_everything(0)
-    model_config = gan.GanConfig(width=config.pick(8, 16), spectral_norm=loss == "hinge")
-    n_per_condition = config.pick(4, 16)
-    data = gan.render_note_variations(model_config, n_per_condition=n_per_condition, seed=0)
+    start = time.perf_counter()
+    settings = pick_settings("gan", GAN_SETTINGS, steps, **settings)
+    model_config = gan.GanConfig(width=settings.width, spectral_norm=settings.loss == "hinge")
+    data = gan.render_note_variations(model_config, n_per_condition=settings.n_per_condition, seed=0)
     generator, discriminator = gan.Generator(model_config), gan.Discriminator(model_config)
     ema = copy.deepcopy(generator)
-    betas = (0.0, 0.9) if loss == "hinge" else (0.5, 0.999)
-    optimizers = {"generator": torch.optim.Adam(generator.parameters(), lr=2e-4, betas=betas),
-                  "discriminator": torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=betas)}
-    n_steps = steps or config.pick(150, 4500)
+    betas = (0.0, 0.9) if settings.loss == "hinge" else (0.5, 0.999)
+    optimizers = {"generator": torch.optim.Adam(generator.parameters(), lr=settings.lr, betas=betas),
+                  "discriminator": torch.optim.Adam(discriminator.parameters(), lr=settings.lr, betas=betas)}
+    description = (f"SoundFont TimGM6mb, programs {list(model_config.programs)}, pitches "
+                   f"{model_config.pitches[0]}-{model_config.pitches[-1]}, {settings.n_per_condition} notes per "
+                   "condition (seed 0): velocity 40-127, hold 0.15-0.5 s, onset 0-40 ms")
     out_dir = Path(out_dir)
-    start = time.perf_counter()
     history = train.fit({"generator": generator, "discriminator": discriminator, "ema": ema}, optimizers,
-                        gan_step(generator, discriminator, loss=loss, ema=ema, mode_seeking=mode_seeking), gan_batches(data, model_config, 32),
-                        n_steps, evaluate=lambda: score_gan_diversity(ema, data, 40, 67),
-                        eval_every=max(n_steps // 8, 1), log_every=25, grad_clip=None,
-                        checkpoint_path=out_dir / "gan.pt", checkpoint_every=250, config=model_config,
-                        progress=progress, desc=f"gan ({loss})")
-    wall_time_s = round(time.perf_counter() - start, 1)
-    metrics = {**{k: round(v, 4) for k, v in history[-1].items() if k.startswith("spread")}, "steps": n_steps}
-    meta = {"command": command, "mode": config.get_mode(), "loss": loss, "mode_seeking": mode_seeking,
-            "data": f"SoundFont TimGM6mb, programs {list(model_config.programs)}, pitches "
-                    f"{model_config.pitches[0]}-{model_config.pitches[-1]}, {n_per_condition} notes per "
-                    "condition (seed 0): velocity 40-127, hold 0.15-0.5 s, onset 0-40 ms",
-            "metrics": metrics, "device": str(config.get_device()), "torch_threads": torch.get_num_threads(),
-            "wall_time_s": wall_time_s,
-            "weights": "exponential moving average of the generator (decay 0.999)"}
-    save_run_weights(out_dir / "gan.safetensors", "gan", ema, model_config, meta)
-    return {"weights": str(out_dir / "gan.safetensors"), **metrics, "wall_time_s": wall_time_s}
+                        gan_step(generator, discriminator, loss=settings.loss, ema=ema, ema_decay=settings.ema_decay,
+                                 mode_seeking=settings.mode_seeking),
+                        gan_batches(data, model_config, settings.batch_size), settings.steps,
+                        evaluate=lambda: score_gan_diversity(ema, data, 40, 67), eval_every=settings.eval_every,
+                        log_every=settings.log_every, grad_clip=None, seed=settings.seed,
+                        checkpoint_path=out_dir / "gan.pt", checkpoint_every=settings.checkpoint_every,
+                        restart=restart, identity=run_identity(settings, model_config, None, description),
+                        config=model_config, started=start, progress=progress, desc=f"gan ({settings.loss})")
+    metrics = {**{k: round(v, 4) for k, v in history[-1].items() if k.startswith("spread")}, "steps": settings.steps}
+    return _finish("gan", out_dir, ema, model_config, settings, metrics, history, command, description,
+                   weights=f"exponential moving average of the generator (decay {settings.ema_decay})")
 
 
 def evaluate_gan(generator, n_per_condition: int = 4, programs=None, pitches=None, n_classifier: int = 4,

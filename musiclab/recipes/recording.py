@@ -9,15 +9,16 @@ Chapter: notebooks/11_end_to_end.ipynb
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import audio, config, datasets, recording, train
+from .. import audio, datasets, recording, train
 from ..errors import BadInputError
-from .common import save_run_weights
+from .common import TrainingSettings, _finish, pick_settings, run_identity
 from .gan import gan_batches, gan_step, score_gan_diversity
 
 BOOK_TUNE_ID = "oneills1850/1224"  # "Toss the Feathers", a reel from O'Neill's 1850 collection (test split)
@@ -61,15 +62,41 @@ def recording_slices(y, model_config) -> dict:
             "program": condition + model_config.programs[0], "pitch": condition + model_config.pitches[0]}
 
 
+@dataclasses.dataclass(frozen=True)
+class RecordingGanSettings(TrainingSettings):
+    """Training settings of ``recording-gan`` (defaults: full mode; `RECORDING_GAN_SETTINGS` holds both presets).
+
+    Chapter: notebooks/11_end_to_end.ipynb
+    """
+
+    steps: int = 3000
+    batch_size: int = 4  # the shipped weights were trained on 4 slices per batch
+    lr: float = 2e-4
+    log_every: int = 30
+    eval_every: int = 600
+    checkpoint_every: int = 250
+    # a short average: with decay 0.999 the averaged weights drifted away from the batch-norm
+    # statistics copied from the live generator and sounded collapsed
+    ema_decay: float = 0.95
+    mode_seeking: float = 0.25
+    width: int = 16
+
+
+RECORDING_GAN_SETTINGS = {"full": RecordingGanSettings(),
+                          "quick": RecordingGanSettings(steps=150, log_every=10, eval_every=30, width=8)}
+
+
 def train_recording_gan(out_dir="runs", steps: int | None = None, command: str = "", data=None,
-                        progress: bool = True) -> dict:
+                        progress: bool = True, restart: bool = False, **settings) -> dict:
     """Train the single-condition SpecGAN on slices of ``data`` (an audio file or a folder), or of the
     book's recording; write ``out_dir/recording-gan.safetensors`` (the generator's moving average; the
-    sidecar also keeps the training history for learning curves)."""
+    sidecar also keeps the training history for learning curves). ``settings``: fields of
+    `RecordingGanSettings` to change."""
     from ..models import gan
 
-    config.seed_everything(0)
-    model_config = gan.GanConfig(programs=(0,), pitches=(0,), width=config.pick(8, 16))
+    start = time.perf_counter()
+    settings = pick_settings("recording-gan", RECORDING_GAN_SETTINGS, steps, **settings)
+    model_config = gan.GanConfig(programs=(0,), pitches=(0,), width=settings.width)
     if data is None:
         y, title = book_recording(model_config.sr)
         recordings, skipped, source = [y.mean(axis=0)], [], f"book recording: {title}"
@@ -80,24 +107,19 @@ def train_recording_gan(out_dir="runs", steps: int | None = None, command: str =
     slices = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
     generator, discriminator = gan.Generator(model_config), gan.Discriminator(model_config)
     ema = copy.deepcopy(generator)
-    optimizers = {name: torch.optim.Adam(module.parameters(), lr=2e-4, betas=(0.0, 0.9))
+    optimizers = {name: torch.optim.Adam(module.parameters(), lr=settings.lr, betas=(0.0, 0.9))
                   for name, module in (("generator", generator), ("discriminator", discriminator))}
-    n_steps = steps or config.pick(150, 3000)
     out_dir = Path(out_dir)
-    start = time.perf_counter()
     history = train.fit({"generator": generator, "discriminator": discriminator, "ema": ema}, optimizers,
-                        # a short average: with decay 0.999 the averaged weights drifted away from the
-                        # batch-norm statistics copied from the live generator and sounded collapsed
-                        gan_step(generator, discriminator, ema=ema, ema_decay=0.95, mode_seeking=0.25),
-                        gan_batches(slices, model_config, min(32, len(slices))), n_steps,
-                        evaluate=lambda: score_gan_diversity(ema, slices, 0, 0), eval_every=max(n_steps // 5, 1),
-                        log_every=config.pick(10, 30), grad_clip=None, checkpoint_path=out_dir / "recording-gan.pt",
-                        checkpoint_every=250, config=model_config, progress=progress, desc="recording-gan")
-    wall_time_s = round(time.perf_counter() - start, 1)
+                        gan_step(generator, discriminator, ema=ema, ema_decay=settings.ema_decay,
+                                 mode_seeking=settings.mode_seeking),
+                        gan_batches(slices, model_config, min(settings.batch_size, len(slices["y"]))), settings.steps,
+                        evaluate=lambda: score_gan_diversity(ema, slices, 0, 0), eval_every=settings.eval_every,
+                        log_every=settings.log_every, grad_clip=None, seed=settings.seed,
+                        checkpoint_path=out_dir / "recording-gan.pt", checkpoint_every=settings.checkpoint_every,
+                        restart=restart, identity=run_identity(settings, model_config, data, source),
+                        config=model_config, started=start, progress=progress, desc="recording-gan")
     metrics = {**{k: round(v, 4) for k, v in history[-1].items() if k.startswith("spread")},
-               "steps": n_steps, "n_slices": len(slices["y"])}
-    meta = {"command": command, "mode": config.get_mode(), "data": source, "skipped": skipped, "metrics": metrics,
-            "device": str(config.get_device()), "torch_threads": torch.get_num_threads(), "wall_time_s": wall_time_s,
-            "weights": "exponential moving average of the generator", "history": history}
-    save_run_weights(out_dir / "recording-gan.safetensors", "recording-gan", ema, model_config, meta)
-    return {"weights": str(out_dir / "recording-gan.safetensors"), **metrics, "wall_time_s": wall_time_s}
+               "steps": settings.steps, "n_slices": len(slices["y"])}
+    return _finish("recording-gan", out_dir, ema, model_config, settings, metrics, history, command, source,
+                   skipped=skipped, weights="exponential moving average of the generator", history=list(history))

@@ -5,16 +5,17 @@ Chapter: notebooks/05_rnn.ipynb
 from __future__ import annotations
 
 import collections
+import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import config, datasets, losses, metrics, train
+from .. import datasets, losses, metrics, train
 from ..errors import BadInputError
 from ..metrics import score_rolls
-from .common import _finish, _keep_best
+from .common import TrainingSettings, _finish, pick_settings, run_identity
 
 
 def poly_step(model):
@@ -45,44 +46,67 @@ def poly_batches(rolls, batch_size: int = 16, n_frames: int | None = None):
                                        collate_fn=collate)
 
 
-def train_poly(out_dir="runs", steps: int | None = None, command: str = "", output: str = "independent",
-               data: str | None = None, progress: bool = True, name: str | None = None) -> dict:
+@dataclasses.dataclass(frozen=True)
+class PolyRnnSettings(TrainingSettings):
+    """Training settings of ``poly-rnn`` and ``poly-made`` (``output``: ``"independent"`` or ``"made"``;
+    defaults: full mode; `POLY_RNN_SETTINGS` holds both presets).
+
+    Chapter: notebooks/05_rnn.ipynb
+    """
+
+    steps: int = 2500
+    batch_size: int = 16
+    log_every: int = 50
+    eval_every: int = 100
+    output: str = "independent"
+    hidden_dim: int = 256
+    dropout: float = 0.4
+    made_dim: int = 512
+
+
+POLY_RNN_SETTINGS = {"full": PolyRnnSettings(),
+                     "quick": PolyRnnSettings(steps=150, lr=3e-3, log_every=10, eval_every=25, hidden_dim=128,
+                                              dropout=0.2, made_dim=128)}
+
+
+def train_poly(out_dir="runs", steps: int | None = None, command: str = "", data: str | None = None,
+               progress: bool = True, name: str | None = None, restart: bool = False, **settings) -> dict:
     """The chapter-5 polyphonic LSTM (independent or NADE outputs) on the JSB-like chorales, or on
-    the piano rolls in folder ``data`` (see `datasets.user.read_pianoroll_folder`).
+    the piano rolls in folder ``data`` (see `datasets.user.read_pianoroll_folder`). ``settings``: fields
+    of `PolyRnnSettings` to change (e.g. ``output="made"``).
 
     Trains with early stopping on the validation NLL; reports nats per frame on valid (and test for
     the chorales), the convention of the published JSB Chorales results.
     """
     from ..models import rnn
 
-    config.seed_everything(0)
-    name = name or ("poly-rnn" if output == "independent" else "poly-made")
+    start = time.perf_counter()
+    name = name or ("poly-rnn" if settings.get("output", "independent") == "independent" else "poly-made")
+    settings = pick_settings(name, POLY_RNN_SETTINGS, steps, **settings)
     skipped = []
     if data is None:
         rolls = {split: [c.roll for c in datasets.load_chorales(split)] for split in datasets.SPLITS}
         description = "JSB-like Bach chorales (music21 corpus, quarter-note frames, in C), split by hash"
     else:
         rolls, description, skipped = datasets.user.read_pianoroll_folder(data)
-    model_config = rnn.PolyConfig(output=output, hidden_dim=config.pick(128, 256),
-                                  dropout=config.pick(0.2, 0.4), made_dim=config.pick(128, 512))
+    model_config = rnn.PolyConfig(output=settings.output, hidden_dim=settings.hidden_dim, dropout=settings.dropout,
+                                  made_dim=settings.made_dim)
     model = rnn.PolyRNN(model_config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.pick(3e-3, 1e-3))
-    n_steps = steps or config.pick(150, 2500)
-    evaluate, best = _keep_best(model, lambda: {"valid_nll": score_rolls(model, rolls["valid"])["nll_per_frame"]},
-                                "valid_nll")
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     out_dir = Path(out_dir)
-    start = time.perf_counter()
-    history = train.fit(model, optimizer, poly_step(model), poly_batches(rolls["train"], 16), n_steps,
-                        evaluate=evaluate, eval_every=config.pick(25, 100), log_every=config.pick(10, 50),
-                        checkpoint_path=out_dir / f"{name}.pt", checkpoint_every=500, config=model_config,
-                        progress=progress, desc=name)
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
-    metrics = {"valid_nll": round(score_rolls(model, rolls["valid"])["nll_per_frame"], 4), "steps": n_steps,
-               "best_step": min((r for r in history if "valid_nll" in r), key=lambda r: r["valid_nll"])["step"]}
+    history = train.fit(model, optimizer, poly_step(model), poly_batches(rolls["train"], settings.batch_size),
+                        settings.steps,
+                        evaluate=lambda: {"valid_nll": score_rolls(model, rolls["valid"])["nll_per_frame"]},
+                        eval_every=settings.eval_every, keep_best="valid_nll", log_every=settings.log_every,
+                        seed=settings.seed, checkpoint_path=out_dir / f"{name}.pt",
+                        checkpoint_every=settings.checkpoint_every, restart=restart,
+                        identity=run_identity(settings, model_config, data, description), config=model_config,
+                        started=start, progress=progress, desc=name)
+    metrics = {"valid_nll": round(score_rolls(model, rolls["valid"])["nll_per_frame"], 4), "steps": settings.steps,
+               "best_step": history.best_step}
     if "test" in rolls:
         metrics["test_nll"] = round(score_rolls(model, rolls["test"])["nll_per_frame"], 4)
-    result = _finish(name, out_dir, model, model_config, metrics, start, command, description,
+    result = _finish(name, out_dir, model, model_config, settings, metrics, history, command, description,
                      units="nats per frame, summed over 88 keys, first frame of each roll excluded",
                      **({"skipped": skipped} if skipped else {}))
     result["history"] = history
@@ -188,45 +212,70 @@ def condition_labels(tunes, min_count: int = 50) -> tuple[list, list]:
     return labels(t.region for t in tunes), labels(t.tune_type for t in tunes)
 
 
+@dataclasses.dataclass(frozen=True)
+class MelodyRnnSettings(TrainingSettings):
+    """Training settings of ``melody-rnn`` (defaults: full mode; `MELODY_RNN_SETTINGS` holds both presets).
+
+    ``length``: tokens per training chunk; ``min_label_count``: a region or tune type seen fewer
+    times in train becomes "unknown"; ``report_tunes``: melodies generated for the final report.
+
+    Chapter: notebooks/05_rnn.ipynb
+    """
+
+    steps: int = 700
+    lr: float = 2e-3
+    log_every: int = 50
+    eval_every: int = 250
+    hidden_dim: int = 256
+    n_layers: int = 1
+    length: int = 256
+    min_label_count: int = 50
+    report_tunes: int = 50
+
+
+MELODY_RNN_SETTINGS = {"full": MelodyRnnSettings(),
+                       "quick": MelodyRnnSettings(steps=150, log_every=10, eval_every=50, hidden_dim=128, length=128,
+                                                  min_label_count=10, report_tunes=10)}
+
+
 def train_melody(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
-                 data=None, melody: str = "single") -> dict:
+                 data=None, melody: str = "single", restart: bool = False, **settings) -> dict:
     """The chapter-5 melody RNN: an LSTM language model over the folk melodies' event grids,
     conditioned on region and tune type; or over the melody files in folder ``data`` (see
-    `datasets.user.read_melodies`, ``melody`` its rule for chords; they have no labels, so the conditions
-    are all "unknown")."""
+    `datasets.user.read_melodies`, ``melody`` its rule for chords; they have no labels, so the
+    conditions are all "unknown").
+    ``settings``: fields of `MelodyRnnSettings` to change."""
     from ..models import rnn
 
-    config.seed_everything(0)
+    start = time.perf_counter()
+    settings = pick_settings("melody-rnn", MELODY_RNN_SETTINGS, steps, **settings)
     if data is None:
         train_tunes, valid_tunes = datasets.load_folk("train"), datasets.load_folk("valid")
         description, skipped = "folk melodies (music21 corpus), train/valid split by hash", []
     else:
         tunes, description, skipped = datasets.user.read_melodies(data, melody)
         train_tunes, valid_tunes = tunes["train"], tunes["valid"]
-    regions, tune_types = condition_labels(train_tunes, min_count=config.pick(10, 50))
-    model_config = rnn.MelodyConfig(regions=regions, tune_types=tune_types, hidden_dim=config.pick(128, 256),
-                                    n_layers=1)
-    length = config.pick(128, 256)
-    train_data = melody_sequences(train_tunes, model_config, length)
-    valid_data = melody_sequences(valid_tunes, model_config, length)
+    regions, tune_types = condition_labels(train_tunes, min_count=settings.min_label_count)
+    model_config = rnn.MelodyConfig(regions=regions, tune_types=tune_types, hidden_dim=settings.hidden_dim,
+                                    n_layers=settings.n_layers)
+    train_data = melody_sequences(train_tunes, model_config, settings.length)
+    valid_data = melody_sequences(valid_tunes, model_config, settings.length)
     model = rnn.MelodyRNN(model_config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*train_data),
-                                         batch_size=min(32, len(train_data[0])), shuffle=True, drop_last=True)
-    n_steps = steps or config.pick(150, 700)
-    evaluate, best = _keep_best(model, lambda: score_melody(model, valid_data), "valid_nll")
+                                         batch_size=min(settings.batch_size, len(train_data[0])), shuffle=True,
+                                         drop_last=True)
     out_dir = Path(out_dir)
-    start = time.perf_counter()
-    history = train.fit(model, optimizer, melody_step(model), loader, n_steps, evaluate=evaluate,
-                        eval_every=config.pick(50, 250), log_every=config.pick(10, 50),
-                        checkpoint_path=out_dir / "melody-rnn.pt", checkpoint_every=500, config=model_config,
-                        progress=progress, desc="melody-rnn")
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
+    history = train.fit(model, optimizer, melody_step(model), loader, settings.steps,
+                        evaluate=lambda: score_melody(model, valid_data), eval_every=settings.eval_every,
+                        keep_best="valid_nll", log_every=settings.log_every, seed=settings.seed,
+                        checkpoint_path=out_dir / "melody-rnn.pt", checkpoint_every=settings.checkpoint_every,
+                        restart=restart, identity=run_identity(settings, model_config, data, description),
+                        config=model_config, started=start, progress=progress, desc="melody-rnn")
     scores = score_melody(model, valid_data)
-    report = melody_generation_report(model, train_tunes, valid_tunes, n_tunes=config.pick(10, 50))["report"]
-    metrics = {**{k: round(v, 4) for k, v in {**scores, **report}.items()}, "steps": n_steps}
-    result = _finish("melody-rnn", out_dir, model, model_config, metrics, start, command, description,
+    report = melody_generation_report(model, train_tunes, valid_tunes, n_tunes=settings.report_tunes)["report"]
+    metrics = {**{k: round(v, 4) for k, v in {**scores, **report}.items()}, "steps": settings.steps}
+    result = _finish("melody-rnn", out_dir, model, model_config, settings, metrics, history, command, description,
                      units="nats per token, 16th-note event grid; JS divergences in nats",
                      **({"skipped": skipped} if skipped else {}))
     result["history"] = history
@@ -292,17 +341,40 @@ def score_audio(model, levels: torch.Tensor, sigma: float | None = None) -> dict
     return {"nll": nll, "mse": ((mean - target_y) ** 2).mean().item(), "sigma": sigma}
 
 
-def train_audio(out_dir="runs", steps: int | None = None, command: str = "", output: str = "categorical",
-                progress: bool = True, data=None) -> dict:
+@dataclasses.dataclass(frozen=True)
+class AudioRnnSettings(TrainingSettings):
+    """Training settings of ``audio-rnn`` and ``audio-rnn-mse`` (``output``: ``"categorical"`` or
+    ``"gaussian"``; defaults: full mode; `AUDIO_RNN_SETTINGS` holds both presets). ``window``: samples
+    per training window (windows overlap by half).
+
+    Chapter: notebooks/05_rnn.ipynb
+    """
+
+    steps: int = 800
+    batch_size: int = 16
+    lr: float = 3e-3
+    eval_every: int = 160
+    output: str = "categorical"
+    hidden_dim: int = 128
+    window: int = 256
+
+
+AUDIO_RNN_SETTINGS = {"full": AudioRnnSettings(), "quick": AudioRnnSettings(steps=40, eval_every=8, hidden_dim=64)}
+
+
+def train_audio(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True, data=None,
+                restart: bool = False, **settings) -> dict:
     """The chapter-5 sample-level audio RNN on SoundFont clarinet notes at 8 kHz, with a categorical
     mu-law output (``audio-rnn``) or a Gaussian output trained with MSE (``audio-rnn-mse``); or on
     0.5 s segments of the recordings in ``data`` at 8 kHz (see `datasets.user.read_audio_segments`; held out: at
-    most 16 validation segments)."""
+    most 16 validation segments). ``settings``: fields of `AudioRnnSettings` to change (e.g.
+    ``output="gaussian"``)."""
     from .. import audio
     from ..models import audio_rnn
 
-    config.seed_everything(0)
-    name = "audio-rnn" if output == "categorical" else "audio-rnn-mse"
+    start = time.perf_counter()
+    name = "audio-rnn" if settings.get("output", "categorical") == "categorical" else "audio-rnn-mse"
+    settings = pick_settings(name, AUDIO_RNN_SETTINGS, steps, **settings)
     if data is None:
         train_levels = torch.from_numpy(audio_notes(AUDIO_TRAIN_PITCHES))
         held_out = torch.from_numpy(audio_notes(AUDIO_HELD_OUT_PITCHES))
@@ -312,26 +384,27 @@ def train_audio(out_dir="runs", steps: int | None = None, command: str = "", out
         segments, description, skipped = datasets.user.read_audio_segments(data, AUDIO_SR, 0.5, "the audio RNN")
         train_levels = torch.from_numpy(audio.mu_law_encode(segments["train"]))
         held_out = torch.from_numpy(audio.mu_law_encode(segments["valid"][:16]))
-    model_config = audio_rnn.AudioConfig(output=output, hidden_dim=config.pick(64, 128))
+    model_config = audio_rnn.AudioConfig(output=settings.output, hidden_dim=settings.hidden_dim)
     model = audio_rnn.AudioRNN(model_config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    length = 256
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    length = settings.window
     windows = train_levels.unfold(1, length + 1, length // 2).reshape(-1, length + 1)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(windows), batch_size=min(16, len(windows)),
-                                         shuffle=True, drop_last=True)
-    n_steps = steps or config.pick(40, 800)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(windows),
+                                         batch_size=min(settings.batch_size, len(windows)), shuffle=True,
+                                         drop_last=True)
     out_dir = Path(out_dir)
-    start = time.perf_counter()
-    history = train.fit(model, optimizer, audio_step(model), loader, n_steps,
+    history = train.fit(model, optimizer, audio_step(model), loader, settings.steps,
                         evaluate=lambda: {f"valid_{k}": v for k, v in score_audio(model, held_out).items()
                                           if v is not None},
-                        eval_every=max(n_steps // 5, 1), log_every=10, checkpoint_path=out_dir / f"{name}.pt",
-                        checkpoint_every=500, config=model_config, progress=progress, desc=name)
+                        eval_every=settings.eval_every, log_every=settings.log_every, seed=settings.seed,
+                        checkpoint_path=out_dir / f"{name}.pt", checkpoint_every=settings.checkpoint_every,
+                        restart=restart, identity=run_identity(settings, model_config, data, description),
+                        config=model_config, started=start, progress=progress, desc=name)
     # A fixed-variance Gaussian's maximum-likelihood sigma is the RMS residual on the training data.
-    sigma = score_audio(model, train_levels)["sigma"] if output == "gaussian" else None
+    sigma = score_audio(model, train_levels)["sigma"] if settings.output == "gaussian" else None
     scores = score_audio(model, held_out, sigma)
-    metrics = {**{f"held_out_{k}": round(v, 5) for k, v in scores.items() if v is not None}, "steps": n_steps}
-    result = _finish(name, out_dir, model, model_config, metrics, start, command, description,
+    metrics = {**{f"held_out_{k}": round(v, 5) for k, v in scores.items() if v is not None}, "steps": settings.steps}
+    result = _finish(name, out_dir, model, model_config, settings, metrics, history, command, description,
                      units="nats per sample over the 256 mu-law levels", **({"skipped": skipped} if skipped else {}))
     result["history"] = history
     return result

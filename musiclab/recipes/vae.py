@@ -4,14 +4,15 @@ Chapter: notebooks/04_vae.ipynb
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import config, datasets, losses, train
-from .common import _finish
+from .. import datasets, losses, train
+from .common import TrainingSettings, _finish, pick_settings, run_identity
 
 
 def vae_melody_step(model, beta: float = 0.2, free_nats: float = 16.0, warmup_steps: int = 1000,
@@ -22,17 +23,16 @@ def vae_melody_step(model, beta: float = 0.2, free_nats: float = 16.0, warmup_st
     to ``beta`` over ``warmup_steps`` (per example: summed over the 32 steps, averaged over the batch);
     ``word_dropout`` hides that share of the decoder's previous tokens (see `models.vae.MelodyVAE`).
     Logged: the loss, the reconstruction NLL, the (unclipped) KL, and the teacher-forced accuracy.
+    The KL weight is a function of ``update.step`` (the steps taken), so a resumed run continues it.
     """
-    count = {"step": 0}
 
     def step(tokens, update):
         logits, mu, logvar, _ = model(tokens, word_dropout=word_dropout)
         nll = losses.categorical_nll(logits, tokens) * tokens.shape[1]
         kl = losses.gaussian_kl(mu, logvar)
-        weight = losses.kl_weight(count["step"], warmup_steps, beta)
+        weight = losses.kl_weight(update.step, warmup_steps, beta)
         loss = losses.negative_elbo(nll, losses.free_bits_kl(mu, logvar, free_nats), weight)
         update(loss)
-        count["step"] += 1
         return {"loss": loss, "nll": nll, "kl": kl,
                 "train_accuracy": (logits.argmax(1) == tokens).float().mean()}
 
@@ -50,17 +50,49 @@ def melody_slices(tunes, transpose=range(-5, 7), max_slices: int | None = None, 
     return tokens
 
 
-def train_vae_melody(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
-                     beta: float = 0.1, free_nats: float = 48.0, word_dropout: float = 0.25, data=None,
-                     melody: str = "single") -> dict:
+@dataclasses.dataclass(frozen=True)
+class VaeMelodySettings(TrainingSettings):
+    """Training settings of ``vae-melody`` (defaults: full mode; `VAE_MELODY_SETTINGS` holds both presets).
+
+    The learning rate decays linearly to ``lr_floor`` times its start over the run
+    (`train.linear_decay`); the KL weight rises from 0 to ``beta`` over ``kl_warmup_steps``.
+
+    Chapter: notebooks/04_vae.ipynb
+    """
+
+    steps: int = 24000
+    batch_size: int = 64
+    lr: float = 2e-3
+    lr_floor: float = 0.05
+    log_every: int = 25
+    eval_every: int = 4000
+    encoder_dim: int = 128
+    decoder_dim: int = 256
+    z_dim: int = 64
+    beta: float = 0.1
+    free_nats: float = 48.0
+    kl_warmup_steps: int = 4000
+    word_dropout: float = 0.25
+    valid_slices: int = 2000
+
+
+VAE_MELODY_SETTINGS = {"full": VaeMelodySettings(),
+                       "quick": VaeMelodySettings(steps=300, eval_every=50, kl_warmup_steps=50, encoder_dim=96,
+                                                  decoder_dim=192)}
+
+
+def train_vae_melody(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True, data=None,
+                     melody: str = "single", restart: bool = False, **settings) -> dict:
     """The chapter-4 melody VAE on 2-bar slices of the folk melodies of all regions, or of the melody
-    files in folder ``data`` (see `datasets.user.read_melodies`, ``melody`` its rule for chords; their test
-    split falls back to valid)."""
+    files in folder ``data`` (see `datasets.user.read_melodies`, ``melody`` its rule for chords;
+    their test split falls back to valid).
+    ``settings``: fields of `VaeMelodySettings` to change (e.g. ``beta=0.2``)."""
     from ..models import vae
 
-    config.seed_everything(0)
-    model_config = vae.MelodyVaeConfig(encoder_dim=config.pick(96, 128), decoder_dim=config.pick(192, 256),
-                                       z_dim=64)
+    start = time.perf_counter()
+    settings = pick_settings("vae-melody", VAE_MELODY_SETTINGS, steps, **settings)
+    model_config = vae.MelodyVaeConfig(encoder_dim=settings.encoder_dim, decoder_dim=settings.decoder_dim,
+                                       z_dim=settings.z_dim)
     if data is None:
         tunes = {split: datasets.load_folk(split) for split in datasets.SPLITS}
         description, skipped = ("folk melodies of all regions, 2-bar slices (hop 1 bar), train split with "
@@ -69,31 +101,27 @@ def train_vae_melody(out_dir="runs", steps: int | None = None, command: str = ""
         tunes, description, skipped = datasets.user.read_melodies(data, melody)
         tunes["test"] = tunes["test"] or tunes["valid"]
     train_data = datasets.GridSliceDataset(tunes["train"], n_bars=2)
-    batch_size = min(64, len(train_data))
-    valid_tokens = melody_slices(tunes["valid"], transpose=None, max_slices=2000)
+    batch_size = min(settings.batch_size, len(train_data))
+    valid_tokens = melody_slices(tunes["valid"], transpose=None, max_slices=settings.valid_slices)
     model = vae.MelodyVAE(model_config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    n_steps = steps or config.pick(300, 24000)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     loader = torch.utils.data.DataLoader(train_data, batch_size=batch_size, shuffle=True, drop_last=True)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.05, 1 - s / n_steps))
-
-    step_fn = vae_melody_step(model, beta=beta, free_nats=free_nats, warmup_steps=max(n_steps // 6, 1),
-                              word_dropout=word_dropout)
-
-    def step_with_schedule(batch, update):
-        logged = step_fn(batch, update)
-        scheduler.step()
-        return logged
 
     def evaluate():
         scores = vae.reconstruction_accuracy(model, valid_tokens)
         return {f"valid_{k}": v for k, v in scores.items() if k != "n_slices"}
 
     out_dir = Path(out_dir)
-    start = time.perf_counter()
-    train.fit(model, optimizer, step_with_schedule, loader, n_steps, evaluate=evaluate,
-              eval_every=max(n_steps // 6, 1), log_every=25, checkpoint_path=out_dir / "vae-melody.pt",
-              checkpoint_every=500, config=model_config, progress=progress, desc="melody VAE")
+    history = train.fit(model, optimizer,
+                        vae_melody_step(model, beta=settings.beta, free_nats=settings.free_nats,
+                                        warmup_steps=settings.kl_warmup_steps, word_dropout=settings.word_dropout),
+                        loader, settings.steps, evaluate=evaluate, eval_every=settings.eval_every,
+                        log_every=settings.log_every,
+                        lr_schedule=lambda step: train.linear_decay(step, settings.steps, settings.lr_floor),
+                        seed=settings.seed, checkpoint_path=out_dir / "vae-melody.pt",
+                        checkpoint_every=settings.checkpoint_every, restart=restart,
+                        identity=run_identity(settings, model_config, data, description), config=model_config,
+                        started=start, progress=progress, desc="melody VAE")
     test_tunes = tunes["test"]
     test_tokens = melody_slices(test_tunes, transpose=None)
     test = vae.reconstruction_accuracy(model, test_tokens)
@@ -105,26 +133,25 @@ def train_vae_melody(out_dir="runs", steps: int | None = None, command: str = ""
         per_region[region] = {k: round(v, 4) for k, v in scores.items()}
     metrics = {**{f"test_{k}": round(v, 4) for k, v in test.items()}, "test_per_region": per_region,
                "test_kl_nats": round(float(stats["kl_per_dim"].sum()), 2), "active_units": stats["active_units"],
-               "steps": n_steps, "batch_size": batch_size}
-    return _finish("vae-melody", out_dir, model, model_config, metrics, start, command, description, beta=beta,
-                   free_nats=free_nats, word_dropout=word_dropout, **({"skipped": skipped} if skipped else {}))
+               "steps": settings.steps, "batch_size": batch_size}
+    return _finish("vae-melody", out_dir, model, model_config, settings, metrics, history, command, description,
+                   **({"skipped": skipped} if skipped else {}))
 
 
 def vae_timbre_step(model, beta: float = 1.0, sigma: float = 0.1, warmup_steps: int = 500):
     """The step function of the timbre VAE: -ELBO with a fixed-variance Gaussian decoder.
 
-    -log p(x|z) = sum_pixels (x - x_mean)^2 / (2 sigma^2) + const; KL annealed over ``warmup_steps``.
+    -log p(x|z) = sum_pixels (x - x_mean)^2 / (2 sigma^2) + const; KL annealed over ``warmup_steps``
+    (a function of ``update.step``, the steps taken).
     """
-    count = {"step": 0}
 
     def step(batch, update):
         x, _ = batch
         x_mean, mu, logvar, _ = model(x)
         nll = ((x - x_mean) ** 2).flatten(1).sum(1).mean() / (2 * sigma**2)
         kl = losses.gaussian_kl(mu, logvar)
-        loss = losses.negative_elbo(nll, kl, losses.kl_weight(count["step"], warmup_steps, beta))
+        loss = losses.negative_elbo(nll, kl, losses.kl_weight(update.step, warmup_steps, beta))
         update(loss)
-        count["step"] += 1
         return {"loss": loss, "nll": nll, "kl": kl, "rmse": ((x - x_mean) ** 2).mean().sqrt()}
 
     return step
@@ -151,21 +178,45 @@ def score_timbre(model, notes: dict, test: np.ndarray, k: int = 5) -> dict:
             "test_rmse": float(np.sqrt(((x_mean[test] - notes["x"][test]) ** 2).mean()))}
 
 
-def train_vae_timbre(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
-                     beta: float = 1.0, data=None) -> dict:
+@dataclasses.dataclass(frozen=True)
+class VaeTimbreSettings(TrainingSettings):
+    """Training settings of ``vae-timbre`` (defaults: full mode; `VAE_TIMBRE_SETTINGS` holds both presets).
+
+    Chapter: notebooks/04_vae.ipynb
+    """
+
+    steps: int = 4000
+    batch_size: int = 64
+    lr: float = 1e-3
+    log_every: int = 25
+    eval_every: int = 1000
+    checkpoint_every: int = 1000
+    beta: float = 1.0
+    kl_warmup_steps: int = 500
+    velocities: tuple = (60, 90, 120)
+
+
+VAE_TIMBRE_SETTINGS = {"full": VaeTimbreSettings(),
+                       "quick": VaeTimbreSettings(steps=300, eval_every=75, kl_warmup_steps=37, velocities=(90,))}
+
+
+def train_vae_timbre(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True, data=None,
+                     restart: bool = False, **settings) -> dict:
     """The chapter-4 timbre VAE on SoundFont one-shot notes of 8 instruments, or on 0.512 s segments of
     the recordings in ``data`` (see `datasets.user.read_audio_segments`; measured by the validation segments'
-    reconstruction RMSE, as there are no instrument labels)."""
+    reconstruction RMSE, as there are no instrument labels). ``settings``: fields of
+    `VaeTimbreSettings` to change."""
     from ..models import vae
 
-    config.seed_everything(0)
+    start = time.perf_counter()
+    settings = pick_settings("vae-timbre", VAE_TIMBRE_SETTINGS, steps, **settings)
     model_config = vae.TimbreVaeConfig()  # 256 hidden units: the weights stay small (about 5 MB)
     if data is None:
-        notes = vae.timbre_note_set(model_config, velocities=config.pick((90,), (60, 90, 120)))
+        notes = vae.timbre_note_set(model_config, velocities=settings.velocities)
         test = timbre_split(notes)
         evaluate = lambda: score_timbre(model, notes, test)
         description, skipped = (f"SoundFont TimGM6mb one-shot notes, programs {list(vae.TIMBRE_PROGRAMS)}, pitches "
-                                "48-84 (held out: pitch % 4 == 1), velocities as in the config's mode; silent renders "
+                                "48-84 (held out: pitch % 4 == 1), velocities as in the settings; silent renders "
                                 "dropped"), []
     else:
         segments, description, skipped = datasets.user.read_audio_segments(
@@ -180,17 +231,18 @@ def train_vae_timbre(out_dir="runs", steps: int | None = None, command: str = ""
             return {"valid_rmse": float(np.sqrt(((x_mean - notes["x"][test]) ** 2).mean()))}
     x = torch.from_numpy(notes["x"][~test])
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, torch.from_numpy(notes["program"][~test])),
-                                         batch_size=min(64, len(x)), shuffle=True, drop_last=True)
+                                         batch_size=min(settings.batch_size, len(x)), shuffle=True, drop_last=True)
     model = vae.TimbreVAE(model_config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    n_steps = steps or config.pick(300, 4000)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     out_dir = Path(out_dir)
-    start = time.perf_counter()
-    history = train.fit(model, optimizer, vae_timbre_step(model, beta=beta, warmup_steps=max(n_steps // 8, 1)),
-                        loader, n_steps, evaluate=evaluate,
-                        eval_every=max(n_steps // 4, 1), log_every=25, checkpoint_path=out_dir / "vae-timbre.pt",
-                        checkpoint_every=1000, config=model_config, progress=progress, desc="timbre VAE")
-    metrics = {**{k: round(v, 4) for k, v in history[-1].items() if k != "step"}, "steps": n_steps,
+    history = train.fit(model, optimizer, vae_timbre_step(model, beta=settings.beta,
+                                                          warmup_steps=settings.kl_warmup_steps),
+                        loader, settings.steps, evaluate=evaluate, eval_every=settings.eval_every,
+                        log_every=settings.log_every, seed=settings.seed, checkpoint_path=out_dir / "vae-timbre.pt",
+                        checkpoint_every=settings.checkpoint_every, restart=restart,
+                        identity=run_identity(settings, model_config, data, description), config=model_config,
+                        started=start, progress=progress, desc="timbre VAE")
+    metrics = {**{k: round(v, 4) for k, v in history[-1].items() if k != "step"}, "steps": settings.steps,
                "n_train_notes": int((~test).sum()), "n_test_notes": int(test.sum())}
-    return _finish("vae-timbre", out_dir, model, model_config, metrics, start, command, description, beta=beta,
+    return _finish("vae-timbre", out_dir, model, model_config, settings, metrics, history, command, description,
                    **({"skipped": skipped} if skipped else {}))
