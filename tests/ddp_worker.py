@@ -35,7 +35,7 @@ else:  # the CycleGAN's generators are called as its submodules, never through a
                                                      1e-3)}
     step = recipes.cyclegan.cyclegan_step(model, discriminator_a, discriminator_b, 1.0, 0.1)
     phrases = torch.randint(0, symbolic.VOCAB_SIZE, (2, 64, 64), generator=torch.Generator().manual_seed(0)).numpy()
-    batches = recipes.UnpairedBatches(phrases[0], phrases[1], batch_size=batch_size)
+    batches = recipes.cyclegan.UnpairedBatches(phrases[0], phrases[1], batch_size=batch_size)
 history = train.fit(modules, optimizers, step, batches, 6, log_every=1, grad_clip=None, progress=False)
 rank, world_size = train.world()
 with open(f"{out}.rank{rank}.json", "w") as f:

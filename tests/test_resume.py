@@ -23,7 +23,7 @@ def _vae_run(init_seed: int):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     tokens = torch.randint(0, symbolic.VOCAB_SIZE, (96, 32), generator=torch.Generator().manual_seed(0))
     loader = torch.utils.data.DataLoader(tokens, batch_size=16, shuffle=True, drop_last=True)
-    step = recipes.vae_melody_step(model, beta=0.5, free_nats=1.0, warmup_steps=16, word_dropout=0.25)
+    step = recipes.vae.vae_melody_step(model, beta=0.5, free_nats=1.0, warmup_steps=16, word_dropout=0.25)
     valid = tokens[:16]
 
     def evaluate():
@@ -48,11 +48,11 @@ def _gan_run(init_seed: int):
     rng = np.random.default_rng(0)
     data = {"log_mel": rng.normal(-5, 2, (48, config.n_mels, config.n_frames)).astype(np.float32),
             "program": rng.choice([0, 40], 48), "pitch": rng.choice([60, 67], 48)}
-    step = recipes.gan_step(generator, discriminator, ema=ema, ema_decay=0.9, mode_seeking=0.25)
+    step = recipes.gan.gan_step(generator, discriminator, ema=ema, ema_decay=0.9, mode_seeking=0.25)
     options = dict(grad_clip=None, log_every=2, progress=False,
                    lr_schedule={"generator": lambda s: train.constant_then_linear_decay(s, N_STEPS)})
     return ({"generator": generator, "discriminator": discriminator, "ema": ema}, optimizers, step,
-            recipes.gan_batches(data, config, 8), options)
+            recipes.gan.gan_batches(data, config, 8), options)
 
 
 def _interrupt_at(step_fn, k: int, signal_number=signal.SIGTERM, pause_s: float = 0.0):
