@@ -70,7 +70,7 @@ def test_compress_png_shrinks_a_figure_and_keeps_its_pixels():
     smaller = plot.compress_png(original)
     pixels = [np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), float) for data in (original, smaller)]
     assert len(smaller) < 0.7 * len(original) and Image.open(io.BytesIO(smaller)).mode == "P"
-    assert np.abs(pixels[0] - pixels[1]).max() <= 40 and np.abs(pixels[0] - pixels[1]).mean() < 1.0
+    assert np.abs(pixels[0] - pixels[1]).max() <= 20 and np.abs(pixels[0] - pixels[1]).mean() < 1.0
     transparent = io.BytesIO()
     ax.figure.savefig(transparent, format="png", dpi=50, transparent=True)
     assert plot.compress_png(transparent.getvalue()) == transparent.getvalue()  # alpha kept as it is
