@@ -1,6 +1,7 @@
 """A chapter opened in a real JupyterLab (with jupyterlab-myst, installed by the ``lab`` extras) shows
-its MyST markup rendered: no raw ``:::{exercise}``, ``:::{solution}`` or ``{cite}`` text is visible, and
-the solutions are collapsed until the reader opens them.
+its MyST markup rendered: no raw ``:::{exercise}``, ``:::{solution}`` or ``{cite}`` text is visible, the
+solutions are collapsed until the reader opens them, and glued values show as values, not as their
+names (jupyterlab-myst knows no ``{glue}``: it shows the name, and "Unknown Directive" for a glued figure).
 """
 import json
 import os
@@ -21,7 +22,8 @@ pytestmark = pytest.mark.html
 
 CHAPTER = ROOT / "notebooks" / "02_learning_to_generate.ipynb"
 TOKEN = "musiclab-lab-test"
-RAW_MARKUP = (":::{exercise", ":::{solution", "{cite}")
+# raw markup, and what jupyterlab-myst shows for a directive it does not know (e.g. {glue:figure})
+RAW_MARKUP = (":::{exercise", ":::{solution", "{cite}", "Unknown Directive")
 
 
 def _free_port() -> int:
@@ -117,3 +119,15 @@ def test_solutions_are_collapsed(chapter_page):
     assert solution_text not in _visible_notebook_text(page), "a solution is visible before it is opened"
     exercise_text = "maximum-likelihood"  # the exercise itself stays visible
     assert exercise_text in _visible_notebook_text(page)
+
+
+def test_glued_values_are_not_shown_by_name(chapter_page):
+    page, _ = chapter_page
+    source = "".join("".join(cell["source"]) for cell in json.loads(CHAPTER.read_text())["cells"]
+                     if cell["cell_type"] == "markdown")
+    names = set(re.findall(r"\{glue(?::\w+)?\}`([^`]+)`", source)) | set(re.findall(r"\{glue:\w+\}\s+(\S+)", source))
+    if not names:
+        pytest.skip(f"{CHAPTER.name} glues no values into its text")
+    text = _visible_notebook_text(page)
+    shown = sorted(name for name in names if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", text))
+    assert not shown, f"JupyterLab shows these glued values by name, not value: {shown}"
