@@ -37,6 +37,11 @@ SILENCE_PEAK = 1e-4  # below this peak a clip counts as silent
 LOG_FLOOR = 1e-5  # magnitudes are clamped here before the log: log(1e-5) = -11.5, about -100 dB
 _PLAYER_PEAK = 10 ** (-1 / 20)  # -1 dBFS
 _MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+# libsndfile's compression level for the players (0 = best quality, 1 = smallest). At 16 kHz, 0.8
+# (LAME VBR) is 24-30 kbit/s against 32-54 at the default 0, and stays as close to the original
+# (log-mel distance within 0.6 dB of the default's); above 0.9 LAME cuts the band above 4 kHz.
+# benchmarks/README.md ("A lighter HTML book") has the figures; tests/test_audio.py checks them.
+PLAYER_COMPRESSION = 0.8
 _FILE_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}
 # tinysoundfont's Synth keeps voice state; one lock keeps renders from interleaving on it.
 _SYNTH_LOCK = threading.Lock()
@@ -498,27 +503,42 @@ def save_audio(path, y, sr: int, subtype: str | None = None) -> Path:
 
 # Players for the book -------------------------------------------------------------------------
 
-def _audio_tag(y, sr, name: str) -> str:
+def encode_for_player(y, sr: int, name: str = "y") -> tuple[bytes, str]:
+    """Compress a clip for a page's audio player: ``(file bytes, MIME type)``.
+
+    The clip is normalised to a -1 dBFS peak and encoded as MP3 (LAME VBR at
+    ``PLAYER_COMPRESSION``; every browser plays it), or OGG Vorbis at the rates MP3 lacks. Every
+    player of the book goes through here, so one setting sizes all of them.
+
+    ``y`` [shape=(n,)], array or tensor; ``name`` labels errors (empty, NaN, ...).
+
+    Chapter: notebooks/01_music_as_data.ipynb
+    """
     y = check_audio(y, sr, name, allow_silence=True)
     peak = float(np.abs(y).max())
     if peak > 0:
         y = y * (_PLAYER_PEAK / peak)
-    # MP3 plays in every browser; libsndfile encodes it only at the MPEG rates
+    # libsndfile encodes MP3 only at the MPEG rates
     if sr in _MP3_RATES and "MP3" in soundfile.available_formats():
         fmt, subtype, mime = "MP3", "MPEG_LAYER_III", "audio/mpeg"
     else:
         fmt, subtype, mime = "OGG", "VORBIS", "audio/ogg"
     buffer = io.BytesIO()
-    soundfile.write(buffer, y, sr, format=fmt, subtype=subtype)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<audio controls preload="metadata" src="data:{mime};base64,{data}"></audio>'
+    soundfile.write(buffer, y, sr, format=fmt, subtype=subtype, compression_level=PLAYER_COMPRESSION)
+    return buffer.getvalue(), mime
+
+
+def _audio_tag(y, sr, name: str) -> str:
+    data, mime = encode_for_player(y, sr, name)
+    encoded = base64.b64encode(data).decode("ascii")
+    return f'<audio controls preload="metadata" src="data:{mime};base64,{encoded}"></audio>'
 
 
 def player(y, sr: int, title: str | None = None):
     """An audio player whose sound is embedded in the page, so the HTML book plays offline.
 
-    The clip is normalised to a -1 dBFS peak and embedded as compressed MP3 (OGG Vorbis at
-    rates MP3 lacks) in a base64 data URI: about 4 kB per second at 16 kHz.
+    The clip is compressed by `encode_for_player` and embedded in a base64 data URI: about
+    4.5 kB per second at 16 kHz.
 
     ``y`` [shape=(n,)], array or tensor; ``title`` is shown above. Returns ``IPython.display.HTML``.
 

@@ -1,9 +1,11 @@
 """The built HTML book in headless Chromium: pages load without console errors or outside requests,
 math is typeset by the MathJax served from the site, audio players hold playable data, images load,
-galleries are present where a chapter has a widget, and internal links resolve.
+galleries are present where a chapter has a widget, internal links resolve, every player a chapter
+displayed reaches its page, and the whole site is at most 20 MB.
 """
 import functools
 import http.server
+import json
 import re
 import shutil
 import threading
@@ -168,3 +170,27 @@ def test_internal_links_resolve(page_path):
             if parts.fragment not in _parse(target).ids:
                 broken.append(href)
     assert not broken, f"broken internal links: {broken}"
+
+
+# Size: the whole site, audio included, fits in 20 MB -------------------------------------------------
+
+MAX_SITE_BYTES = 20_000_000
+
+
+def test_site_is_at_most_20_mb():
+    sizes = {path: path.stat().st_size for path in BUILD_HTML.rglob("*") if path.is_file()}
+    total = sum(sizes.values())
+    largest = ", ".join(f"{path.relative_to(BUILD_HTML)} {sizes[path] / 1e6:.1f} MB"
+                        for path in sorted(sizes, key=sizes.get)[-5:])
+    assert 0 < total <= MAX_SITE_BYTES, f"_build/html is {total / 1e6:.1f} MB; largest files: {largest}"
+
+
+@pytest.mark.parametrize("stem", [nb.stem for nb in sorted((ROOT / "notebooks").glob("*.ipynb"))])
+def test_every_player_reaches_its_page(stem):
+    """As many players on the page as the executed chapter displayed, each with its sound embedded."""
+    executed = json.loads((BUILD_HTML.parent / "jupyter_execute" / "notebooks" / f"{stem}.ipynb").read_text())
+    displayed = sum("".join(output.get("data", {}).get("text/html", "")).count("<audio")
+                    for cell in executed["cells"] for output in cell.get("outputs", []))
+    page = (BUILD_HTML / "notebooks" / f"{stem}.html").read_text()
+    players = re.findall(r'<audio[^>]*src="data:audio/', page)  # tags, not the text of a saved output
+    assert len(players) == displayed

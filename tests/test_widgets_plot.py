@@ -56,3 +56,21 @@ def test_plots_draw(draw):
 
 def test_pitch_names():
     assert [plot.pitch_name(p) for p in (60, 69, 61, 21)] == ["C4", "A4", "C#4", "A0"]
+
+
+def test_compress_png_shrinks_a_figure_and_keeps_its_pixels():
+    import io
+
+    from PIL import Image
+
+    ax = plot.plot_spectrogram(np.random.default_rng(0).normal(size=(80, 200)), sr=16000, hop_length=256)
+    buffer = io.BytesIO()
+    ax.figure.savefig(buffer, format="png", dpi=100)
+    original = buffer.getvalue()
+    smaller = plot.compress_png(original)
+    pixels = [np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), float) for data in (original, smaller)]
+    assert len(smaller) < 0.7 * len(original) and Image.open(io.BytesIO(smaller)).mode == "P"
+    assert np.abs(pixels[0] - pixels[1]).max() <= 20 and np.abs(pixels[0] - pixels[1]).mean() < 1.0
+    transparent = io.BytesIO()
+    ax.figure.savefig(transparent, format="png", dpi=50, transparent=True)
+    assert plot.compress_png(transparent.getvalue()) == transparent.getvalue()  # alpha kept as it is
