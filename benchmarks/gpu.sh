@@ -84,12 +84,12 @@ NPROC=$("$PYTHON" -c "import torch; print(1 if torch.cuda.device_count() == 1 el
 mkdir -p "$OUT/ddp"
 ddp_check() {
   cd "$OUT/ddp"
-  "$PYTHON" "$ROOT/tests/ddp_worker.py" 64 one.json
+  "$PYTHON" "$ROOT/tests/ddp_worker.py" next-token 64 one
   "$PYTHON" -m torch.distributed.run --nproc_per_node="$NPROC" --standalone "$ROOT/tests/ddp_worker.py" \
-    $(( 64 / NPROC )) many.json
+    next-token $(( 64 / NPROC )) many
   "$PYTHON" - <<'EOF'
 import json
-one, many = (json.load(open(name)) for name in ("one.json", "many.json"))
+one, many = (json.load(open(name)) for name in ("one.rank0.json", "many.rank0.json"))
 losses = [[row["train_nll"] for row in run["history"]] for run in (one, many)]
 gap = max(abs(a - b) / abs(a) for a, b in zip(*losses))
 print(f"{many['world_size']} processes, {len(losses[1])} steps, largest relative loss gap {gap:.1e}")
