@@ -144,3 +144,73 @@ def plot_confusion(confusion, labels: list[str], ax=None, title: str | None = No
     ax.set_yticks(range(len(labels)), labels)
     ax.set(xlabel="predicted", ylabel="true", title=title)
     return ax
+
+
+def trace_architecture(model, *inputs, **kwargs) -> list[dict]:
+    """Run ``model(*inputs, **kwargs)`` once and record its top-level submodules in the order they
+    were first called: ``[{"name", "kind", "parameters", "output_shape", "calls"}, ...]``.
+
+    The shapes come from the forward pass itself (forward hooks), so a diagram drawn from them stays
+    true to the model's config. Submodules the forward pass never called are left out.
+
+    Chapter: notebooks/02_learning_to_generate.ipynb
+    """
+    import torch
+
+    rows, handles = {}, []
+
+    def shape_of(output):
+        if isinstance(output, torch.Tensor):
+            return tuple(output.shape)
+        if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+            return tuple(output[0].shape)
+        return None
+
+    for name, child in model.named_children():
+        def hook(module, args, output, name=name):
+            if name in rows:
+                rows[name]["calls"] += 1
+                return
+            rows[name] = {"name": name, "kind": type(module).__name__, "calls": 1, "output_shape": shape_of(output),
+                          "parameters": sum(p.numel() for p in module.parameters())}
+        handles.append(child.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(*inputs, **kwargs)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return list(rows.values())
+
+
+def plot_architecture(model, *inputs, ax=None, title: str | None = None, **kwargs):
+    """Draw ``model`` as a column of boxes, one per top-level submodule in calling order, each with
+    its class, parameter count and output shape (traced by `trace_architecture` on ``inputs``).
+
+    Chapter: notebooks/02_learning_to_generate.ipynb
+    """
+    from matplotlib.patches import FancyBboxPatch
+
+    rows = trace_architecture(model, *inputs, **kwargs)
+    in_shapes = ", ".join(str(tuple(x.shape)) for x in inputs if hasattr(x, "shape"))
+    labels = [f"input {in_shapes}"] + [
+        f"{r['name']}: {r['kind']}" + (f" x{r['calls']}" if r["calls"] > 1 else "")
+        + f"  ({r['parameters']:,} parameters)\n-> {r['output_shape']}" for r in rows]
+    ax = _axes(ax, figsize=(6.5, 0.75 * len(labels) + 0.4))
+    height, gap = 0.6, 0.35
+    for i, label in enumerate(labels):
+        y = -i * (height + gap)
+        ax.add_patch(FancyBboxPatch((0, y - height), 1, height, boxstyle="round,pad=0.02",
+                                    facecolor="#e8eef7" if i else "#f4f4f4", edgecolor="#4a6fa5"))
+        ax.text(0.5, y - height / 2, label, ha="center", va="center", fontsize=8)
+        if i:
+            ax.annotate("", xy=(0.5, y + 0.01), xytext=(0.5, y + gap - 0.01),
+                        arrowprops={"arrowstyle": "->", "color": "#4a6fa5"})
+    total = sum(p.numel() for p in model.parameters())
+    ax.set(xlim=(-0.05, 1.05), ylim=(-len(labels) * (height + gap), 0.1),
+           title=title or f"{type(model).__name__}: {total:,} parameters")
+    ax.axis("off")
+    return ax

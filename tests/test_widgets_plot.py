@@ -74,3 +74,19 @@ def test_compress_png_shrinks_a_figure_and_keeps_its_pixels():
     transparent = io.BytesIO()
     ax.figure.savefig(transparent, format="png", dpi=50, transparent=True)
     assert plot.compress_png(transparent.getvalue()) == transparent.getvalue()  # alpha kept as it is
+
+
+def test_architecture_trace_follows_the_forward_pass():
+    import torch
+    from torch import nn
+
+    from musiclab import plot
+
+    model = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3))
+    rows = plot.trace_architecture(model, torch.zeros(4, 5))
+    assert [r["name"] for r in rows] == ["0", "1", "2"]
+    assert [r["output_shape"] for r in rows] == [(4, 7), (4, 7), (4, 3)]
+    assert [r["parameters"] for r in rows] == [5 * 7 + 7, 0, 7 * 3 + 3]
+    ax = plot.plot_architecture(model, torch.zeros(4, 5))
+    texts = [t.get_text() for t in ax.texts]
+    assert any("Linear" in t and "(4, 3)" in t for t in texts) and "66 parameters" in ax.get_title()
