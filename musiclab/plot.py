@@ -151,11 +151,13 @@ def trace_architecture(model, *inputs, **kwargs) -> list[dict]:
     were first called: ``[{"name", "kind", "parameters", "output_shape", "calls"}, ...]``.
 
     The shapes come from the forward pass itself (forward hooks), so a diagram drawn from them stays
-    true to the model's config. Submodules the forward pass never called are left out.
+    true to the model's config. A `ModuleList` or `ModuleDict` (which is never called itself) shows
+    its items (``blocks[0]``, ``heads.region``); submodules the forward pass never called are left out.
 
     Chapter: notebooks/02_learning_to_generate.ipynb
     """
     import torch
+    from torch import nn
 
     rows, handles = {}, []
 
@@ -166,7 +168,15 @@ def trace_architecture(model, *inputs, **kwargs) -> list[dict]:
             return tuple(output[0].shape)
         return None
 
+    parts = []
     for name, child in model.named_children():
+        if isinstance(child, nn.ModuleList):
+            parts += [(f"{name}[{i}]", item) for i, item in enumerate(child)]
+        elif isinstance(child, nn.ModuleDict):
+            parts += [(f"{name}.{key}", item) for key, item in child.items()]
+        else:
+            parts.append((name, child))
+    for name, child in parts:
         def hook(module, args, output, name=name):
             if name in rows:
                 rows[name]["calls"] += 1
