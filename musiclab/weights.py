@@ -78,6 +78,18 @@ def read_sidecar(path) -> dict:
     return sidecar
 
 
+def load_family(name: str, classes: dict, path=None) -> tuple[nn.Module, dict]:
+    """The ``load_pretrained`` of a model family: ``classes`` maps each model name of the family to
+    ``(model class, config class)``; loads the shipped ``CHECKPOINTS/NAME.safetensors`` or your own
+    weights at ``path`` with `load_weights`. Returns ``(model in eval mode, sidecar)``.
+
+    Chapter: notebooks/02_learning_to_generate.ipynb
+    """
+    if name not in classes:
+        raise BadInputError(f"unknown model {name!r}; choose one of: {', '.join(classes)}")
+    return load_weights(path or CHECKPOINTS / f"{name}.safetensors", name, *classes[name])
+
+
 def load_weights(path, name: str, model_class, config_class) -> tuple[nn.Module, dict]:
     """Rebuild model ``name`` from a weights file and its sidecar; return ``(model in eval mode, sidecar)``.
 

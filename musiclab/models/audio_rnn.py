@@ -95,7 +95,7 @@ def mu_law_bin_edges(n_classes: int = 256) -> torch.Tensor:
     return torch.cat([-inf, (centres[1:] + centres[:-1]) / 2, inf])
 
 
-NAMES = ("audio-rnn", "audio-rnn-mse")
+CLASSES = {name: (AudioRNN, AudioConfig) for name in ("audio-rnn", "audio-rnn-mse")}
 
 
 def load_pretrained(name: str = "audio-rnn", path=None) -> tuple[AudioRNN, dict]:
@@ -105,6 +105,4 @@ def load_pretrained(name: str = "audio-rnn", path=None) -> tuple[AudioRNN, dict]
 
     Chapter: notebooks/05_rnn.ipynb
     """
-    if name not in NAMES:
-        raise BadInputError(f"unknown model {name!r}; choose one of: {', '.join(NAMES)}")
-    return weights.load_weights(path or weights.CHECKPOINTS / f"{name}.safetensors", name, AudioRNN, AudioConfig)
+    return weights.load_family(name, CLASSES, path)

@@ -195,7 +195,7 @@ def translate_grids(model: CycleGAN, grids, direction: str = "a_to_b", strength:
     return model.generator(direction)(grids_to_one_hot(grids), strength).argmax(1).numpy()
 
 
-NAMES = ("cyclegan-timbre", "cyclegan-symbolic")
+CLASSES = {name: (CycleGAN, CycleGanConfig) for name in ("cyclegan-timbre", "cyclegan-symbolic")}
 
 
 def load_pretrained(name: str = "cyclegan-timbre", path=None) -> tuple[CycleGAN, dict]:
@@ -205,6 +205,4 @@ def load_pretrained(name: str = "cyclegan-timbre", path=None) -> tuple[CycleGAN,
 
     Chapter: notebooks/07_style_transfer_gan.ipynb
     """
-    if name not in NAMES:
-        raise BadInputError(f"name={name!r}: expected 'cyclegan-timbre' or 'cyclegan-symbolic'")
-    return weights.load_weights(path or weights.CHECKPOINTS / f"{name}.safetensors", name, CycleGAN, CycleGanConfig)
+    return weights.load_family(name, CLASSES, path)

@@ -282,7 +282,7 @@ def generate_log_mel(generator: Generator, programs, pitches, z: torch.Tensor) -
     return denormalise(x.float().cpu().numpy(), config)
 
 
-NAMES = ("gan", "recording-gan")
+CLASSES = {name: (Generator, GanConfig) for name in ("gan", "recording-gan")}
 
 
 def load_pretrained(name: str = "gan", path=None) -> tuple[Generator, dict]:
@@ -292,6 +292,4 @@ def load_pretrained(name: str = "gan", path=None) -> tuple[Generator, dict]:
 
     Chapter: notebooks/03_gan.ipynb
     """
-    if name not in NAMES:
-        raise BadInputError(f"unknown model {name!r}; choose one of: {', '.join(NAMES)}")
-    return weights.load_weights(path or weights.CHECKPOINTS / f"{name}.safetensors", name, Generator, GanConfig)
+    return weights.load_family(name, CLASSES, path)

@@ -283,7 +283,7 @@ CLASSES = {"mtnn": (MultiTaskNet, MultiTaskConfig), "rnn-evaluator": (RNNEvaluat
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(name: str, path: str | None) -> MultiTaskNet | RNNEvaluator:
-    return weights.load_weights(path or weights.CHECKPOINTS / f"{name}.safetensors", name, *CLASSES[name])[0]
+    return weights.load_family(name, CLASSES, path)[0]
 
 
 def load_pretrained(name: str = "mtnn", path=None) -> MultiTaskNet | RNNEvaluator:

@@ -308,6 +308,4 @@ def load_pretrained(name: str = "melody-rnn", path=None) -> tuple[MelodyRNN | Po
 
     Chapter: notebooks/05_rnn.ipynb
     """
-    if name not in CLASSES:
-        raise BadInputError(f"unknown model {name!r}; choose one of: {', '.join(CLASSES)}")
-    return weights.load_weights(path or weights.CHECKPOINTS / f"{name}.safetensors", name, *CLASSES[name])
+    return weights.load_family(name, CLASSES, path)

@@ -336,6 +336,4 @@ def load_pretrained(name: str = "vae-melody", path=None) -> tuple[MelodyVAE | Ti
 
     Chapter: notebooks/04_vae.ipynb
     """
-    if name not in CLASSES:
-        raise BadInputError(f"unknown model {name!r}; choose one of: {', '.join(CLASSES)}")
-    return weights.load_weights(path or weights.CHECKPOINTS / f"{name}.safetensors", name, *CLASSES[name])
+    return weights.load_family(name, CLASSES, path)
