@@ -57,7 +57,12 @@ def test_make_student_on_the_book(tmp_path, capsys):
         assert n_exercises and len(re.findall(r"\{exercise\}", _markdown(student["cells"]))) == n_exercises
         assert {k: v for k, v in student.items() if k != "cells"} == {k: v for k, v in original.items() if k != "cells"}
         # every cell without a solution is byte-identical and in the same order
-        untouched = [c for c in original["cells"] if "{solution" not in "".join(c["source"])]
+        untouched, gated = [], False  # cells between {solution-start} and {solution-end} go too
+        for cell in original["cells"]:
+            text = "".join(cell["source"])
+            if "{solution" not in text and not gated:
+                untouched.append(cell)
+            gated = (gated or "{solution-start}" in text) and "{solution-end}" not in text
         assert [c for c in student["cells"] if c in untouched] == untouched
         # in the cells that held solutions, only solution lines went missing
         by_id = {c["id"]: c for c in original["cells"]}
