@@ -5,6 +5,9 @@ the same views pre-rendered as images and embedded audio. `show` displays the li
 Jupyter; during the book build (``MUSICLAB_BOOK_BUILD=1``, set by ``make book``) it displays a
 short note instead, and the gallery that follows in the chapter carries the content.
 
+One module per chapter holds that chapter's explorers (``widgets.style_transfer_vae``,
+``widgets.style_transfer_gan``); the shared pieces and chapter 1's browser live here.
+
 Chapter: notebooks/01_music_as_data.ipynb
 """
 from __future__ import annotations
@@ -15,7 +18,8 @@ import os
 import matplotlib.pyplot as plt
 from IPython.display import HTML, display
 
-from . import audio, plot
+from .. import audio, plot
+from . import style_transfer_gan, style_transfer_vae
 
 # Melodies are cut to this many quarter notes in explorers so that one interaction stays fast,
 # and to fewer in galleries, which are embedded in the HTML page.
