@@ -43,6 +43,17 @@ def test_outputs_are_stripped_in_git(path):
             assert not cell["outputs"] and cell["execution_count"] is None, "strip outputs (the build executes)"
 
 
+MAX_CELL_LINES = 40
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_cells_are_short(path):
+    """A notebook shows music and models; plumbing (widget builders, layouts) lives in musiclab."""
+    long_cells = [(cell.get("id"), len("".join(cell["source"]).splitlines())) for cell in _cells(path)
+                  if cell["cell_type"] == "code" and len("".join(cell["source"]).splitlines()) > MAX_CELL_LINES]
+    assert not long_cells, f"code cells over {MAX_CELL_LINES} lines (id, lines): {long_cells}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_chapter_anatomy(path):
     text = "\n".join("".join(c["source"]) for c in _cells(path) if c["cell_type"] == "markdown")
