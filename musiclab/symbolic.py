@@ -298,6 +298,19 @@ def pianoroll_to_notes(roll, frames_per_quarter: int = 1, lowest_pitch: int = 21
     return _by_time(notes)
 
 
+def transpose_pianoroll(roll, semitones: int) -> np.ndarray:
+    """Shift every note of ``roll [shape=(T, n_keys)]`` by ``semitones`` keys (up if positive);
+    BadInputError if a sounding key would leave the roll.
+
+    Chapter: notebooks/05_rnn.ipynb
+    """
+    roll, semitones = np.asarray(roll), int(semitones)
+    keys = np.flatnonzero(roll.any(axis=0))
+    if keys.size and not (0 <= keys[0] + semitones and keys[-1] + semitones < roll.shape[1]):
+        raise BadInputError(f"transpose by {semitones}: a note leaves the piano roll's {roll.shape[1]} keys")
+    return np.roll(roll, semitones, axis=1)
+
+
 # Files: checks shared by every reader ---------------------------------------------------------
 
 def check_file(path, max_bytes: float | None = None) -> Path:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from musiclab import cli, losses, metrics, recipes, symbolic, weights
+from musiclab import cli, datasets, losses, metrics, recipes, symbolic, weights
 from musiclab.datasets import user
 from musiclab.errors import BadInputError
 from musiclab.models import audio_rnn, rnn
@@ -169,6 +169,36 @@ def test_train_poly_on_user_npz_folder(tmp_path):
     result = recipes.rnn.train_poly(out_dir=tmp_path / "out", steps=3, data=str(tmp_path), progress=False)
     assert (tmp_path / "out" / "poly-rnn.safetensors").exists() and "test_nll" not in result
     assert 0 < result["valid_nll"] < 88 * math.log(2) + 1
+    np.savez(tmp_path / "test.npz", **dict(list(rolls.items())[2:4]))
+    result = recipes.rnn.train_poly(out_dir=tmp_path / "out2", steps=3, data=str(tmp_path), progress=False)
+    assert 0 < result["test_nll"] < 88 * math.log(2) + 1
+
+
+def test_transpose_pianoroll_moves_notes_and_refuses_to_drop_them():
+    roll = np.zeros((3, 88), dtype=np.uint8)
+    roll[0, 39], roll[2, 86] = 1, 1  # C4 and the second-highest key
+    up = symbolic.transpose_pianoroll(roll, 1)
+    assert up[0, 40] == 1 and up[2, 87] == 1 and up.sum() == roll.sum()
+    np.testing.assert_array_equal(symbolic.transpose_pianoroll(up, -1), roll)
+    with pytest.raises(BadInputError, match="transpose by 2"):
+        symbolic.transpose_pianoroll(roll, 2)
+
+
+def test_transposed_rolls_draw_every_shift_that_fits_and_no_other():
+    roll = np.zeros((4, 88), dtype=np.uint8)
+    roll[:, [2, 84]] = 1  # 2 keys of room below, 3 above
+    data = datasets.TransposedRolls([roll], transpose=range(-6, 7))
+    torch.manual_seed(0)
+    shifts = {int(np.flatnonzero(data[0][0])[0]) - 2 for _ in range(200)}
+    assert shifts == set(range(-2, 4))
+    np.testing.assert_array_equal(datasets.TransposedRolls([roll], transpose=None)[0], roll)
+
+
+def test_chorales_move_back_to_the_key_bach_wrote_them_in():
+    chorale = next(c for c in datasets.load_chorales(progress=False) if c.key.split()[0] not in ("C", "c"))
+    tonic = symbolic.pitch_class_of(chorale.key.split()[0])
+    shift = (chorale.original_roll.argmax(axis=1) - chorale.roll.argmax(axis=1))[chorale.roll.any(axis=1)]
+    assert len(set(shift)) == 1 and shift[0] % 12 == tonic  # the whole roll moves from C to the tonic
 
 
 # Models -------------------------------------------------------------------------------------------

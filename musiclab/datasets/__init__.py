@@ -11,10 +11,10 @@ The corpus and batching functions are also reachable here (``datasets.load_folk`
 Chapter: notebooks/01_music_as_data.ipynb
 """
 from . import batches, corpus, user
-from .batches import GridSliceDataset, next_token_windows
+from .batches import GridSliceDataset, TransposedRolls, next_token_windows
 from .corpus import (REGIONS, SPLITS, Chorale, Tune, build_all, build_chorales, build_folk, format_table,
                      load_chorales, load_folk, region_counts, split_of, split_ranked, summarize, unit_hash)
 
-__all__ = ["batches", "corpus", "user", "GridSliceDataset", "next_token_windows", "REGIONS", "SPLITS", "Chorale",
-           "Tune", "build_all", "build_chorales", "build_folk", "format_table", "load_chorales", "load_folk",
+__all__ = ["batches", "corpus", "user", "GridSliceDataset", "TransposedRolls", "next_token_windows", "REGIONS",
+           "SPLITS", "Chorale", "Tune", "build_all", "build_chorales", "build_folk", "format_table", "load_chorales", "load_folk",
            "region_counts", "split_of", "split_ranked", "summarize", "unit_hash"]

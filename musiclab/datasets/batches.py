@@ -47,6 +47,35 @@ class GridSliceDataset(torch.utils.data.Dataset):
         return window
 
 
+class TransposedRolls(torch.utils.data.Dataset):
+    """Piano rolls, each randomly transposed at each access, so a model learns every key.
+
+    Each access draws a shift from ``transpose`` (uniformly, with torch's generator) among the
+    shifts that keep every sounding key inside the roll; ``transpose=None`` turns this off. Items
+    are uint8 arrays [shape=(T, n_keys)].
+
+    Chapter: notebooks/05_rnn.ipynb
+    """
+
+    def __init__(self, rolls, transpose=range(-6, 7)):
+        self.rolls = [np.asarray(r) for r in rolls]
+        self.shifts = np.array(sorted(transpose) if transpose is not None else [0], dtype=np.int64)
+        used = [np.flatnonzero(r.any(axis=0)) for r in self.rolls]
+        low = np.array([k[0] if k.size else 0 for k in used])
+        high = np.array([k[-1] if k.size else 0 for k in used])
+        width = np.array([r.shape[1] for r in self.rolls])
+        self.allowed = ((low[:, None] + self.shifts >= 0)  # [roll, shift] keeps every key inside
+                        & (high[:, None] + self.shifts < width[:, None]))
+
+    def __len__(self) -> int:
+        return len(self.rolls)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        options = np.flatnonzero(self.allowed[i])
+        shift = int(self.shifts[options[torch.randint(len(options), ()).item()]]) if options.size else 0
+        return symbolic.transpose_pianoroll(self.rolls[i], shift)
+
+
 def next_token_windows(tunes, context_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Every (context, next token) pair of the tunes' grids, for next-token models.
 

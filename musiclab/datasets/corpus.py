@@ -434,6 +434,16 @@ class Chorale:
     def notes(self) -> list[symbolic.Note]:
         return symbolic.pianoroll_to_notes(self.roll)
 
+    @property
+    def original_roll(self) -> np.ndarray:
+        """``roll`` moved back to the key Bach wrote it in (``key``), undoing `_parse_chorale`'s shift."""
+        return symbolic.transpose_pianoroll(self.roll, -_shift_to_c(symbolic.pitch_class_of(self.key.split()[0])))
+
+
+def _shift_to_c(tonic_pc: int) -> int:
+    """Semitones that move tonic ``tonic_pc`` to C by the smaller interval (-6..5), so voices stay in range."""
+    return (-tonic_pc + 6) % 12 - 6
+
 
 def _parse_chorale(job: dict) -> tuple[dict, np.ndarray | None, str]:
     """Parse one chorale (in a worker): four voices, key found by music21's analysis, moved to C."""
@@ -445,8 +455,8 @@ def _parse_chorale(job: dict) -> tuple[dict, np.ndarray | None, str]:
         if len([p for p in score.parts if p.recurse().notes.first() is not None]) != 4:
             return job, None, "not 4 voices"
         key = score.analyze("key")  # Krumhansl-Schmuckler; modal chorales get the nearer of major/minor
-        shift = (-key.tonic.pitchClass + 6) % 12 - 6  # to C by the smaller interval: voices stay in range
-        notes = symbolic.transpose_notes(symbolic.score_to_notes(score, stem, monophonic=False), shift)
+        notes = symbolic.transpose_notes(symbolic.score_to_notes(score, stem, monophonic=False),
+                                         _shift_to_c(key.tonic.pitchClass))
         roll = symbolic.notes_to_pianoroll(notes, frames_per_quarter=1, lowest_pitch=21, n_keys=88)
     except Exception:  # a file music21 cannot read is dropped and counted
         return job, None, "parse error"

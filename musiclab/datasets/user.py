@@ -288,13 +288,14 @@ def read_pianorolls(path, n_keys: int = 88) -> list[np.ndarray]:
 
 
 def read_pianoroll_folder(data, n_keys: int = 88) -> tuple[dict[str, list[np.ndarray]], str, list[tuple[str, str]]]:
-    """Training data for a polyphonic model: ``train.npz`` and ``valid.npz`` in folder ``data``, or
-    its MIDI and .npz files (10 % of the files validate, at least one, by `corpus.split_ranked`).
+    """Training data for a polyphonic model: ``train.npz`` and ``valid.npz`` (and, if present,
+    ``test.npz``, scored once after training) in folder ``data``, or its MIDI and .npz files (10 % of
+    the files validate, at least one, by `corpus.split_ranked`).
 
     Rolls of fewer than 2 frames are skipped (a model predicts each frame from the ones before), as
     are unusable files; both are printed and returned. Too little left raises ``BadInputError``.
 
-    Returns ``({"train": rolls, "valid": rolls}, description for the sidecar, skipped files)``.
+    Returns ``({"train": rolls, "valid": rolls[, "test": rolls]}, description for the sidecar, skipped files)``.
 
     Chapter: notebooks/05_rnn.ipynb
     """
@@ -311,9 +312,9 @@ def read_pianoroll_folder(data, n_keys: int = 88) -> tuple[dict[str, list[np.nda
     if (folder / "train.npz").exists():
         if not (folder / "valid.npz").exists():
             raise BadInputError(f"{folder}: has train.npz but no valid.npz")
-        rolls = {split: usable(f"{split}.npz", read_pianorolls(folder / f"{split}.npz", n_keys))
-                 for split in ("train", "valid")}
-        how = "train.npz and valid.npz"
+        splits = [split for split in ("train", "valid", "test") if (folder / f"{split}.npz").exists()]
+        rolls = {split: usable(f"{split}.npz", read_pianorolls(folder / f"{split}.npz", n_keys)) for split in splits}
+        how = " and ".join(f"{split}.npz" for split in splits)
     else:
         files = [f for f in _entries(folder) if f.suffix.lower() in PIANOROLL_SUFFIXES]
         if not files:
@@ -336,8 +337,8 @@ def read_pianoroll_folder(data, n_keys: int = 88) -> tuple[dict[str, list[np.nda
     for split, found in rolls.items():
         if not found:
             raise BadInputError(f"{folder}: no {split} roll of at least 2 frames ({len(skipped)} file(s) skipped)")
-    description = (f"your piano rolls in {data}: {how} ({len(rolls['train'])} train, {len(rolls['valid'])} valid "
-                   f"rolls), {len(skipped)} skipped")
+    counts = ", ".join(f"{len(found)} {split}" for split, found in rolls.items())
+    description = f"your piano rolls in {data}: {how} ({counts} rolls), {len(skipped)} skipped"
     return rolls, description, skipped
 
 

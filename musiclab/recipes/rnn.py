@@ -30,26 +30,22 @@ def poly_step(model):
     return step
 
 
-def poly_batches(rolls, batch_size: int = 16, n_frames: int | None = None):
-    """Shuffled padded batches ``(rolls [shape=(B, T, 88)], mask [shape=(B, T - 1)])``; with
-    ``n_frames``, long rolls are cut at a random start to that many frames."""
+def poly_batches(rolls, batch_size: int = 16, transpose: int = 6):
+    """Shuffled padded batches ``(rolls [shape=(B, T, 88)], mask [shape=(B, T - 1)])``, each roll
+    transposed by a random shift of at most ``transpose`` semitones each way (0: as written)."""
     from ..models import rnn
 
-    def collate(items):
-        if n_frames:
-            items = [r[s:s + n_frames] for r in items
-                     for s in [int(torch.randint(max(len(r) - n_frames, 0) + 1, ()))]]
-        return rnn.pad_rolls(items)
-
-    rolls = [r for r in rolls if len(r) >= 2]
+    rolls = datasets.TransposedRolls([r for r in rolls if len(r) >= 2], range(-transpose, transpose + 1))
     return torch.utils.data.DataLoader(rolls, batch_size=batch_size, shuffle=True, drop_last=len(rolls) > batch_size,
-                                       collate_fn=collate)
+                                       collate_fn=rnn.pad_rolls)
 
 
 @dataclasses.dataclass(frozen=True)
 class PolyRnnSettings(TrainingSettings):
     """Training settings of ``poly-rnn`` and ``poly-made`` (``output``: ``"independent"`` or ``"made"``;
-    defaults: full mode; `POLY_RNN_SETTINGS` holds both presets).
+    ``transpose``: each training roll is moved by a random shift of up to this many semitones each way,
+    so the model scores every key alike; the learning rate decays linearly to ``lr_floor`` times its
+    start; defaults: full mode; `POLY_RNN_SETTINGS` holds both presets).
 
     Chapter: notebooks/05_rnn.ipynb
     """
@@ -62,6 +58,8 @@ class PolyRnnSettings(TrainingSettings):
     hidden_dim: int = 256
     dropout: float = 0.4
     made_dim: int = 512
+    transpose: int = 6
+    lr_floor: float = 1.0
 
 
 POLY_RNN_SETTINGS = {"full": PolyRnnSettings(),
@@ -86,7 +84,8 @@ def train_poly(out_dir="runs", steps: int | None = None, command: str = "", data
     skipped = []
     if data is None:
         rolls = {split: [c.roll for c in datasets.load_chorales(split)] for split in datasets.SPLITS}
-        description = "JSB-like Bach chorales (music21 corpus, quarter-note frames, in C), split by hash"
+        description = ("JSB-like Bach chorales (music21 corpus, quarter-note frames, stored in C), split by hash; "
+                       f"each training roll transposed at random by up to {settings.transpose} semitones each way")
     else:
         rolls, description, skipped = datasets.user.read_pianoroll_folder(data)
     model_config = rnn.PolyConfig(output=settings.output, hidden_dim=settings.hidden_dim, dropout=settings.dropout,
@@ -94,8 +93,9 @@ def train_poly(out_dir="runs", steps: int | None = None, command: str = "", data
     model = rnn.PolyRNN(model_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     out_dir = Path(out_dir)
-    history = train.fit(model, optimizer, poly_step(model), poly_batches(rolls["train"], settings.batch_size),
-                        settings.steps,
+    batches = poly_batches(rolls["train"], settings.batch_size, settings.transpose)
+    history = train.fit(model, optimizer, poly_step(model), batches, settings.steps,
+                        lr_schedule=lambda step: train.linear_decay(step, settings.steps, settings.lr_floor),
                         evaluate=lambda: {"valid_nll": score_rolls(model, rolls["valid"])["nll_per_frame"]},
                         eval_every=settings.eval_every, keep_best="valid_nll", log_every=settings.log_every,
                         seed=settings.seed, checkpoint_path=out_dir / f"{name}.pt",
