@@ -1,4 +1,4 @@
-"""Chapter 5: how the two shipped audio RNNs' free-running samples sound, in numbers.
+"""Chapter 4: how the two shipped audio RNNs' free-running samples sound, in numbers.
 
     .venv/bin/python benchmarks/bench_audio_rnn_quality.py [--seeds 5] [--seconds 0.25]
 

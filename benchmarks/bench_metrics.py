@@ -126,13 +126,13 @@ def print_leaderboard(n: int, real_draws: int = 4, next_token_steps: int | None 
     tables = {
         8: leaderboard.leaderboard(
             leaderboard.excerpts(held_out, 8, n, seed=0),
-            {"melody RNN (ch. 5)": leaderboard.melody_rnn_samples(conditions, 8, seed=0),
+            {"melody RNN (ch. 4)": leaderboard.melody_rnn_samples(conditions, 8, seed=0),
              "next-token MLP (ch. 2)": leaderboard.next_token_samples(next_token, n, 8, seed=0)},
             [leaderboard.excerpts([t.grid for t in train_tunes], 8, n, seed=k) for k in range(1, real_draws + 1)],
             index, embed),
         2: leaderboard.leaderboard(
             leaderboard.transposed_phrases(test_tunes, n, seed=0),
-            {"melody VAE prior (ch. 4)": leaderboard.vae_prior_samples(n, seed=0)},
+            {"melody VAE prior (ch. 5)": leaderboard.vae_prior_samples(n, seed=0)},
             [leaderboard.transposed_phrases(train_tunes, n, seed=k) for k in range(1, real_draws + 1)],
             index, embed)}
     print(f"| bars | set (N = {n}) | overlap | KL (nats) | Frechet (MTNN) | copy rate, 8 notes | notes per bar |")

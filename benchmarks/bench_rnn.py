@@ -1,4 +1,4 @@
-"""Chapter 5 figures from the shipped weights: polyphonic test NLL, melody generation speed, audio RNN cost.
+"""Chapter 4 figures from the shipped weights: polyphonic test NLL, melody generation speed, audio RNN cost.
 
     MUSICLAB_MODE=full .venv/bin/python benchmarks/bench_rnn.py [--threads N] [--repeats 11]
 

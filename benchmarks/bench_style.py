@@ -2,7 +2,7 @@
 
     MUSICLAB_MODE=full OMP_NUM_THREADS=1 python benchmarks/bench_style.py [--classifier PATH]
 
-Everything is measured on held-out data with the shipped melody and timbre VAEs (chapter 4) and the
+Everything is measured on held-out data with the shipped melody and timbre VAEs (chapter 5) and the
 shipped style classifier (chapter 8, or ``--classifier``):
 
 - the classifier's region accuracy on held-out 2-bar (32-step) and 4-bar (64-step) windows, over

@@ -9,7 +9,7 @@
   (``--restart`` discards it). Under ``torchrun --nproc_per_node=N -m musiclab train NAME``
   it trains with DistributedDataParallel (`musiclab.train.fit`).
 - ``score NAME FILE``: the negative log-likelihood of the piano rolls in FILE under a polyphonic
-  model of chapter 5, in nats per frame.
+  model of chapter 4, in nats per frame.
 - ``info``: the mode, device, cache folder and versions in use.
 - ``student [--out DIR]``: the notebooks without their exercise solutions (see `musiclab.book`).
 - ``setup-cell NOTEBOOK...``: write the stand-alone set-up cell into chapter notebooks.

@@ -27,7 +27,7 @@ def excerpts(grids, n_bars: int, n: int | None = None, seed: int = 0) -> list[np
 
 
 def transposed_phrases(tunes, n: int, seed: int = 0) -> list[np.ndarray]:
-    """``n`` random 2-bar phrases of ``tunes``, each transposed at random as the chapter-4 VAE's
+    """``n`` random 2-bar phrases of ``tunes``, each transposed at random as the chapter-5 VAE's
     training phrases were (`datasets.GridSliceDataset`), drawn with ``seed``.
 
     Chapter: notebooks/10_evaluating_generative_models.ipynb
@@ -41,7 +41,7 @@ def transposed_phrases(tunes, n: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def melody_rnn_samples(conditions, n_bars: int, seed: int = 0, temperature: float = 1.0) -> list[np.ndarray]:
-    """One melody of ``n_bars`` bars from the shipped chapter-5 melody RNN per (region, tune type)
+    """One melody of ``n_bars`` bars from the shipped chapter-4 melody RNN per (region, tune type)
     in ``conditions`` (labels it has not seen count as unknown).
 
     Chapter: notebooks/10_evaluating_generative_models.ipynb
@@ -55,7 +55,7 @@ def melody_rnn_samples(conditions, n_bars: int, seed: int = 0, temperature: floa
 
 
 def vae_prior_samples(n: int, seed: int = 0, temperature: float = 1.0) -> list[np.ndarray]:
-    """``n`` 2-bar melodies from the shipped chapter-4 melody VAE: z ~ N(0, I), decoded by sampling.
+    """``n`` 2-bar melodies from the shipped chapter-5 melody VAE: z ~ N(0, I), decoded by sampling.
 
     Chapter: notebooks/10_evaluating_generative_models.ipynb
     """

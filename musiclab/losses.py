@@ -212,7 +212,7 @@ def sequence_nll(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int 
     logits : Tensor [shape=(B, T, K)]
     targets : LongTensor [shape=(B, T)]
 
-    Chapter: notebooks/05_rnn.ipynb
+    Chapter: notebooks/04_rnn.ipynb
     """
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=ignore_index)
 
@@ -234,7 +234,7 @@ def pianoroll_nll(logits: torch.Tensor, roll: torch.Tensor, mask: torch.Tensor |
     roll : Tensor [shape=(..., n_keys)], 0/1
     mask : Tensor [shape=(...)], optional, 1 for frames that count, 0 for padding
 
-    Chapter: notebooks/05_rnn.ipynb
+    Chapter: notebooks/04_rnn.ipynb
     """
     per_frame = F.binary_cross_entropy_with_logits(logits, roll.to(logits.dtype), reduction="none").sum(-1)
     if mask is None:
@@ -260,7 +260,7 @@ def gaussian_binned_nll(x_bins: torch.Tensor, mean: torch.Tensor, sigma: float |
     sigma : float or Tensor, > 0
     edges : Tensor [shape=(K + 1,)], increasing bin edges
 
-    Chapter: notebooks/05_rnn.ipynb
+    Chapter: notebooks/04_rnn.ipynb
     """
     sigma = torch.as_tensor(sigma, dtype=mean.dtype, device=mean.device)
     normal = torch.distributions.Normal(mean, sigma)
@@ -286,7 +286,7 @@ def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: torch.
     mu, logvar : Tensor [shape=(B, D)], the posterior's means and log-variances
     prior_mu, prior_logvar : float or Tensor broadcastable to ``mu``
 
-    Chapter: notebooks/04_vae.ipynb
+    Chapter: notebooks/05_vae.ipynb
     """
     prior_mu = torch.as_tensor(prior_mu, dtype=mu.dtype, device=mu.device)
     prior_logvar = torch.as_tensor(prior_logvar, dtype=mu.dtype, device=mu.device)
@@ -296,7 +296,7 @@ def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: torch.
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(q(z|x) || N(0, I)) summed over the latent dimensions, averaged over the batch, in nats.
 
-    Chapter: notebooks/04_vae.ipynb
+    Chapter: notebooks/05_vae.ipynb
     """
     return gaussian_kl_per_dim(mu, logvar).sum(-1).mean()
 
@@ -307,7 +307,7 @@ def free_bits_kl(mu: torch.Tensor, logvar: torch.Tensor, free_nats: float) -> to
     KL is summed over dimensions and averaged over the batch first (MusicVAE's variant); below the
     budget the KL has no gradient, so the optimiser is not pushed to close the posterior onto the prior.
 
-    Chapter: notebooks/04_vae.ipynb
+    Chapter: notebooks/05_vae.ipynb
     """
     return torch.clamp(gaussian_kl(mu, logvar) - free_nats, min=0.0)
 
@@ -320,7 +320,7 @@ def negative_elbo(reconstruction_nll: torch.Tensor, kl: torch.Tensor, beta: floa
     beta = 1 it is the negative ELBO, an upper bound on -log p(x). There is no discriminator term:
     E[log D(x)] + E[log(1 - D(G(z)))] is the GAN's value function, not part of the ELBO.
 
-    Chapter: notebooks/04_vae.ipynb
+    Chapter: notebooks/05_vae.ipynb
     """
     return reconstruction_nll + beta * kl
 
@@ -328,7 +328,7 @@ def negative_elbo(reconstruction_nll: torch.Tensor, kl: torch.Tensor, beta: floa
 def kl_weight(step: int, warmup_steps: int, beta: float = 1.0) -> float:
     """KL annealing: the KL weight rises linearly from 0 to ``beta`` over ``warmup_steps`` steps.
 
-    Chapter: notebooks/04_vae.ipynb
+    Chapter: notebooks/05_vae.ipynb
     """
     if warmup_steps <= 0:
         return beta

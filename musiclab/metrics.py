@@ -2,7 +2,7 @@
 
 - Audio (chapter 3): pitch by an outside estimator (pYIN), a note classifier and the Frechet
   distance in its embedding, sample diversity.
-- Piano rolls (chapter 5): negative log-likelihood per frame under a polyphonic model.
+- Piano rolls (chapter 4): negative log-likelihood per frame under a polyphonic model.
 - Symbolic (chapter 10): MGEval-style per-piece features of event grids (Yang & Lerch 2018),
   intra-/inter-set distance distributions with their kernel density estimates, overlap area and KL
   divergence; histogram JS divergences; originality as the n-gram copy rate against a training set.
@@ -179,7 +179,7 @@ def grid_notes(grid) -> tuple[np.ndarray, np.ndarray]:
 
     The durations are inter-onset intervals, the last one running to the end of the grid.
 
-    Chapter: notebooks/05_rnn.ipynb, notebooks/10_evaluating_generative_models.ipynb
+    Chapter: notebooks/04_rnn.ipynb, notebooks/10_evaluating_generative_models.ipynb
     """
     grid = np.asarray(grid)
     onsets = np.flatnonzero(grid >= 2)
@@ -207,7 +207,7 @@ def melody_histograms(grids) -> dict:
     """Normalised histograms over a set of grids: pitch class (12), interval (-12..12, 25), duration
     (1..16 steps, 16; longer ones in the last bin).
 
-    Chapter: notebooks/05_rnn.ipynb, notebooks/10_evaluating_generative_models.ipynb
+    Chapter: notebooks/04_rnn.ipynb, notebooks/10_evaluating_generative_models.ipynb
     """
     pc, iv, du = np.zeros(12), np.zeros(25), np.zeros(16)
     for grid in grids:
@@ -222,7 +222,7 @@ def histogram_js_divergences(grids_a, grids_b) -> dict:
     """Jensen-Shannon divergence (nats) between the `melody_histograms` of two sets of grids, per
     histogram: ``{"pitch_class": ..., "interval": ..., "duration": ...}``.
 
-    Chapter: notebooks/05_rnn.ipynb, notebooks/10_evaluating_generative_models.ipynb
+    Chapter: notebooks/04_rnn.ipynb, notebooks/10_evaluating_generative_models.ipynb
     """
     a, b = melody_histograms(grids_a), melody_histograms(grids_b)
     return {name: losses.js_divergence(torch.from_numpy(a[name]), torch.from_numpy(b[name])).item() for name in a}
@@ -237,7 +237,7 @@ def melody_statistics(grids) -> dict:
       1..16 sixteenths, longer ones in the last bin (16,);
     - ``notes_per_bar`` and ``rest_share`` (fraction of steps that are rests) as floats.
 
-    Chapter: notebooks/04_vae.ipynb
+    Chapter: notebooks/05_vae.ipynb
     """
     grids = np.asarray(grids)
     if grids.ndim != 2 or not len(grids):
@@ -292,7 +292,7 @@ def score_rolls(model, rolls, batch_size: int = 32) -> dict:
 
     ``model`` is a `models.rnn.PolyRNN`. Returns ``{"nll_per_frame", "n_frames", "n_rolls"}``.
 
-    Chapter: notebooks/05_rnn.ipynb
+    Chapter: notebooks/04_rnn.ipynb
     """
     rolls = [r for r in rnn.check_rolls(rolls, model.config.n_keys) if len(r) >= 2]
     if not rolls:

@@ -1,4 +1,4 @@
-"""How typical is a melody, and which notes surprise? Scores under the chapter-5 melody RNN.
+"""How typical is a melody, and which notes surprise? Scores under the chapter-4 melody RNN.
 
 The melody RNN gives p(x_t | x_<t, region) for every step of an event grid. Its surprise at a step
 is -log p(x_t | x_<t) in nats; the mean over a tune is its NLL per step, compared with the held-out
@@ -20,7 +20,7 @@ from .errors import BadInputError
 
 @functools.lru_cache(maxsize=1)
 def load_melody_rnn():
-    """The shipped chapter-5 melody RNN (`models.rnn.load_pretrained`), loaded once per process.
+    """The shipped chapter-4 melody RNN (`models.rnn.load_pretrained`), loaded once per process.
 
     Chapter: notebooks/09_rnn_evaluation.ipynb
     """
@@ -83,7 +83,7 @@ def note_surprise(grid, region: str | None = None, top: int = 5, n_alternatives:
     ----------
     grid : int array [shape=(T,)], an event grid (`musiclab.symbolic`)
     region : the region to condition on (None: unconditioned, "unknown")
-    model : a `MelodyRNN`; default the shipped chapter-5 ``melody-rnn``
+    model : a `MelodyRNN`; default the shipped chapter-4 ``melody-rnn``
 
     Returns
     -------

@@ -313,7 +313,7 @@ def _apply_lr_schedule(optimizers: dict, lr_schedule, step: int) -> None:
 def linear_decay(step: int, n_steps: int, floor: float = 0.0) -> float:
     """Learning-rate factor falling linearly from 1 at step 0 to 0 at ``n_steps``, held at ``floor``.
 
-    Chapter: notebooks/04_vae.ipynb
+    Chapter: notebooks/05_vae.ipynb
     """
     return max(floor, 1.0 - step / n_steps)
 

@@ -149,7 +149,7 @@ CLIP_PROGRAMS = (0, 24, 40, 56, 71, 73)  # piano, nylon guitar, violin, trumpet,
 
 def generated_clips(n: int, sr: int = 44100, duration_s: float = 8.0, seed: int = 0) -> np.ndarray:
     """``n`` clips of generated music [shape=(n, round(duration_s * sr))], float32, peak 0.5: melodies
-    sampled from the shipped chapter-5 melody RNN (random region and tune type), rendered by the
+    sampled from the shipped chapter-4 melody RNN (random region and tune type), rendered by the
     SoundFont on the instruments of ``CLIP_PROGRAMS`` in turn, at 110 quarter notes per minute.
 
     Chapter: notebooks/12_ethics_and_copyright.ipynb

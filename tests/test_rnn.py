@@ -1,4 +1,4 @@
-"""Chapter 5: sequence losses against likelihoods computed another way, the piano-roll scorer's
+"""Chapter 4: sequence losses against likelihoods computed another way, the piano-roll scorer's
 units on a hand-computable roll, the RNN models' shapes and sampling, and bad input."""
 import itertools
 import math

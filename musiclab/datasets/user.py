@@ -260,7 +260,7 @@ def read_pianorolls(path, n_keys: int = 88) -> list[np.ndarray]:
     anything is allocated (`symbolic.midi_to_notes`'s; an .npz's shapes from its header). Returns
     uint8 rolls [shape=(T, n_keys)]; any problem raises ``BadInputError`` naming the file.
 
-    Chapter: notebooks/05_rnn.ipynb
+    Chapter: notebooks/04_rnn.ipynb
     """
     path = symbolic.check_file(path)
     suffix = path.suffix.lower()
@@ -297,7 +297,7 @@ def read_pianoroll_folder(data, n_keys: int = 88) -> tuple[dict[str, list[np.nda
 
     Returns ``({"train": rolls, "valid": rolls[, "test": rolls]}, description for the sidecar, skipped files)``.
 
-    Chapter: notebooks/05_rnn.ipynb
+    Chapter: notebooks/04_rnn.ipynb
     """
     folder = _folder(data, "piano rolls (MIDI files, or train.npz and valid.npz)")
     skipped = []

@@ -1,10 +1,10 @@
-"""The sample-level audio RNN of chapter 5: a GRU over mu-law levels of a waveform.
+"""The sample-level audio RNN of chapter 4: a GRU over mu-law levels of a waveform.
 
 `AudioRNN` predicts the next sample's level with a categorical output over the 256 mu-law levels,
 or, for comparison, a Gaussian output whose mean is trained with the mean squared error. The losses
 live in `musiclab.losses` (# Sequences).
 
-Chapter: notebooks/05_rnn.ipynb
+Chapter: notebooks/04_rnn.ipynb
 """
 from __future__ import annotations
 
@@ -103,6 +103,6 @@ def load_pretrained(name: str = "audio-rnn", path=None) -> tuple[AudioRNN, dict]
     (``musiclab/checkpoints/NAME.safetensors``) or your own trained ones at ``path``, checked by
     `weights.load_weights`. Returns ``(model in eval mode, sidecar)``.
 
-    Chapter: notebooks/05_rnn.ipynb
+    Chapter: notebooks/04_rnn.ipynb
     """
     return weights.load_family(name, CLASSES, path)

@@ -2,7 +2,7 @@
 
 The first model of the book (Bengio et al. 2003's neural language model, applied to melodies): embed
 each context token, concatenate, one hidden layer, logits over the vocabulary. It has no memory
-beyond its window, which is what the recurrent models of chapter 5 add.
+beyond its window, which is what the recurrent models of chapter 4 add.
 
 Chapter: notebooks/02_learning_to_generate.ipynb
 """

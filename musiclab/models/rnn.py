@@ -1,4 +1,4 @@
-"""Recurrent models of chapter 5: a melody language model and two polyphonic models.
+"""Recurrent models of chapter 4: a melody language model and two polyphonic models.
 
 - `MelodyRNN`: an LSTM over event-grid tokens (in the spirit of folk-rnn), conditioned on region
   and tune type, sampled with temperature and top-k, primed with any opening.
@@ -9,7 +9,7 @@
 The chapter's raw-audio model is in `musiclab.models.audio_rnn`. Every ``forward`` returns logits;
 the losses live in `musiclab.losses` (# Sequences), the scores in `musiclab.metrics`.
 
-Chapter: notebooks/05_rnn.ipynb
+Chapter: notebooks/04_rnn.ipynb
 """
 from __future__ import annotations
 
@@ -306,6 +306,6 @@ def load_pretrained(name: str = "melody-rnn", path=None) -> tuple[MelodyRNN | Po
     (``musiclab/checkpoints/NAME.safetensors``) or your own trained ones at ``path``, checked by
     `weights.load_weights`. Returns ``(model in eval mode, sidecar)``.
 
-    Chapter: notebooks/05_rnn.ipynb
+    Chapter: notebooks/04_rnn.ipynb
     """
     return weights.load_family(name, CLASSES, path)

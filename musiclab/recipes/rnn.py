@@ -1,6 +1,6 @@
-"""The chapter-5 RNNs: ``python -m musiclab train melody-rnn | poly-rnn | poly-made | audio-rnn | audio-rnn-mse``.
+"""The chapter-4 RNNs: ``python -m musiclab train melody-rnn | poly-rnn | poly-made | audio-rnn | audio-rnn-mse``.
 
-Chapter: notebooks/05_rnn.ipynb
+Chapter: notebooks/04_rnn.ipynb
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class PolyRnnSettings(TrainingSettings):
     so the model scores every key alike; the learning rate decays linearly to ``lr_floor`` times its
     start; defaults: full mode; `POLY_RNN_SETTINGS` holds both presets).
 
-    Chapter: notebooks/05_rnn.ipynb
+    Chapter: notebooks/04_rnn.ipynb
     """
 
     steps: int = 2500
@@ -69,7 +69,7 @@ POLY_RNN_SETTINGS = {"full": PolyRnnSettings(),
 
 def train_poly(out_dir="runs", steps: int | None = None, command: str = "", data: str | None = None,
                progress: bool = True, name: str | None = None, restart: bool = False, **settings) -> dict:
-    """The chapter-5 polyphonic LSTM (independent or NADE outputs) on the JSB-like chorales, or on
+    """The chapter-4 polyphonic LSTM (independent or NADE outputs) on the JSB-like chorales, or on
     the piano rolls in folder ``data`` (see `datasets.user.read_pianoroll_folder`). ``settings``: fields
     of `PolyRnnSettings` to change (e.g. ``output="made"``).
 
@@ -219,7 +219,7 @@ class MelodyRnnSettings(TrainingSettings):
     ``length``: tokens per training chunk; ``min_label_count``: a region or tune type seen fewer
     times in train becomes "unknown"; ``report_tunes``: melodies generated for the final report.
 
-    Chapter: notebooks/05_rnn.ipynb
+    Chapter: notebooks/04_rnn.ipynb
     """
 
     steps: int = 700
@@ -240,7 +240,7 @@ MELODY_RNN_SETTINGS = {"full": MelodyRnnSettings(),
 
 def train_melody(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
                  data=None, melody: str = "single", restart: bool = False, **settings) -> dict:
-    """The chapter-5 melody RNN: an LSTM language model over the folk melodies' event grids,
+    """The chapter-4 melody RNN: an LSTM language model over the folk melodies' event grids,
     conditioned on region and tune type; or over the melody files in folder ``data`` (see
     `datasets.user.read_melodies`, ``melody`` its rule for chords; they have no labels, so the
     conditions are all "unknown").
@@ -347,7 +347,7 @@ class AudioRnnSettings(TrainingSettings):
     ``"gaussian"``; defaults: full mode; `AUDIO_RNN_SETTINGS` holds both presets). ``window``: samples
     per training window (windows overlap by half).
 
-    Chapter: notebooks/05_rnn.ipynb
+    Chapter: notebooks/04_rnn.ipynb
     """
 
     steps: int = 800
@@ -364,7 +364,7 @@ AUDIO_RNN_SETTINGS = {"full": AudioRnnSettings(), "quick": AudioRnnSettings(step
 
 def train_audio(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True, data=None,
                 restart: bool = False, **settings) -> dict:
-    """The chapter-5 sample-level audio RNN on SoundFont clarinet notes at 8 kHz, with a categorical
+    """The chapter-4 sample-level audio RNN on SoundFont clarinet notes at 8 kHz, with a categorical
     mu-law output (``audio-rnn``) or a Gaussian output trained with MSE (``audio-rnn-mse``); or on
     0.5 s segments of the recordings in ``data`` at 8 kHz (see `datasets.user.read_audio_segments`; held out: at
     most 16 validation segments). ``settings``: fields of `AudioRnnSettings` to change (e.g.
