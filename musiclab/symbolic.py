@@ -302,7 +302,7 @@ def transpose_pianoroll(roll, semitones: int) -> np.ndarray:
     """Shift every note of ``roll [shape=(T, n_keys)]`` by ``semitones`` keys (up if positive);
     BadInputError if a sounding key would leave the roll.
 
-    Chapter: notebooks/05_rnn.ipynb
+    Chapter: notebooks/04_rnn.ipynb
     """
     roll, semitones = np.asarray(roll), int(semitones)
     keys = np.flatnonzero(roll.any(axis=0))

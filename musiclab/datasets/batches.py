@@ -54,7 +54,7 @@ class TransposedRolls(torch.utils.data.Dataset):
     shifts that keep every sounding key inside the roll; ``transpose=None`` turns this off. Items
     are uint8 arrays [shape=(T, n_keys)].
 
-    Chapter: notebooks/05_rnn.ipynb
+    Chapter: notebooks/04_rnn.ipynb
     """
 
     def __init__(self, rolls, transpose=range(-6, 7)):
