@@ -280,3 +280,14 @@ def test_train_command_with_data_on_a_midi_folder(tmp_path, capsys):
     out = tmp_path / "out"
     assert cli.main(["train", "poly-made", "--steps", "2", "--data", str(tmp_path), "--out", str(out)]) == 0
     assert (out / "poly-made.safetensors").exists() and "history" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["poly-rnn", "poly-made"])
+def test_shipped_polyphonic_models_score_every_key_alike(name):
+    """A chorale a few semitones up or down is as likely as in C: within 0.3 nats per frame."""
+    model, _ = rnn.load_pretrained(name)
+    rolls = [c.roll for c in datasets.load_chorales("test", progress=False)]
+    in_c = metrics.score_rolls(model, rolls)["nll_per_frame"]
+    for shift in (-3, -2, -1, 1, 2, 3):
+        moved = metrics.score_rolls(model, [symbolic.transpose_pianoroll(r, shift) for r in rolls])["nll_per_frame"]
+        assert abs(moved - in_c) <= 0.3, f"{name}: {moved:.2f} nats/frame at {shift:+d} against {in_c:.2f} in C"
