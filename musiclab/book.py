@@ -159,10 +159,15 @@ def _eval_role(match: re.Match) -> str:
     return f'{{eval}}`__import__("musiclab.book").book.glued({arguments})`'
 
 
+# the chapters are stored without kernel metadata; without it JupyterLab asks for a kernel
+LAB_KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+
+
 def lab_edition(notebook: dict) -> dict:
     """A copy of ``notebook`` whose text cells show glued values in JupyterLab: each glue role
     becomes an ``{eval}`` role calling `glued`, with `NOT_RUN` recorded as its value until the
-    cell is run (jupyterlab-myst shows the recorded value); other cells unchanged.
+    cell is run (jupyterlab-myst shows the recorded value); other cells unchanged. It runs on
+    ipykernel's Python kernel (`LAB_KERNEL`) unless the notebook names one.
     """
     cells = []
     for cell in notebook["cells"]:
@@ -177,7 +182,7 @@ def lab_edition(notebook: dict) -> dict:
         not_run = {"status": "ok", "data": {"text/plain": NOT_RUN}, "metadata": {}}
         metadata = {**cell["metadata"], "user_expressions": [{"expression": e, "result": not_run} for e in expressions]}
         cells.append({**cell, "metadata": metadata, "source": _as_lines(text)})
-    return {**notebook, "cells": cells}
+    return {**notebook, "metadata": {"kernelspec": LAB_KERNEL, **notebook["metadata"]}, "cells": cells}
 
 
 def write_lab_edition(notebooks, out_dir) -> list[Path]:

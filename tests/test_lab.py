@@ -45,7 +45,7 @@ def _gluing_notebook() -> dict:
     notebook = {"cells": [{"cell_type": kind, "id": f"cell{i}", "metadata": {}, "source": source,
                            **({"outputs": [], "execution_count": None} if kind == "code" else {})}
                           for i, (kind, source) in enumerate(cells)],
-                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                "metadata": {},
                 "nbformat": 4, "nbformat_minor": 5}
     return book.lab_edition(notebook)
 

@@ -57,6 +57,7 @@ def test_make_student_on_the_book(tmp_path, capsys):
         n_exercises = len(re.findall(r"\{exercise\}", _markdown(original["cells"])))
         assert n_exercises and len(re.findall(r"\{exercise\}", _markdown(student["cells"]))) == n_exercises
         assert {k: v for k, v in student.items() if k != "cells"} == {k: v for k, v in original.items() if k != "cells"}
+        assert student["metadata"]["kernelspec"]["name"] == "python3"  # JupyterLab starts it without asking
         # every cell without a solution is as in the Lab edition, in the same order
         untouched, gated = [], False  # cells between {solution-start} and {solution-end} go too
         for cell in original["cells"]:
