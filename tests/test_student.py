@@ -1,6 +1,7 @@
 """The student and Lab editions: glue roles made {eval} roles that JupyterLab evaluates; in the student
 edition exercise solutions removed, exercises kept, every other cell as in the Lab edition."""
 import json
+import os
 import re
 
 import pytest
@@ -114,3 +115,17 @@ def test_chapters_glue_only_what_the_lab_edition_shows():
     for path in NOTEBOOKS:
         edition = book.lab_edition(json.loads(path.read_text()))
         assert "{glue" not in _markdown(edition["cells"]), path.name
+
+
+@pytest.mark.skipif(not NOTEBOOKS, reason="no chapter notebooks")
+def test_make_lab_writes_the_lab_edition_and_keeps_the_readers_edits(tmp_path, capsys):
+    out = tmp_path / "lab"
+    assert cli.main(["lab-edition", "--notebooks", str(ROOT / "notebooks"), "--out", str(out)]) == 0
+    for path in NOTEBOOKS:
+        assert json.loads((out / path.name).read_text()) == book.lab_edition(json.loads(path.read_text()))
+    edited = out / NOTEBOOKS[0].name
+    edited.write_text(edited.read_text() + "\n")  # the reader's change, newer than the chapter
+    assert book.write_lab_edition(NOTEBOOKS, out) == []
+    os.utime(edited, (0, 0))  # the chapter changed since: its new Lab edition replaces the copy
+    assert book.write_lab_edition(NOTEBOOKS, out) == [edited]
+    assert cli.main(["lab-edition", "--notebooks", str(tmp_path / "empty"), "--out", str(out)]) == 2
