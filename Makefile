@@ -1,7 +1,7 @@
 # Deep Learning for Computer Music: every target sets itself up on a fresh machine.
 #   make book     virtual environment + data caches + execute every notebook + HTML in _build/html
 #   make test     the same set-up, then the whole test suite (unit, notebooks, built HTML in Chromium)
-#   make lab      JupyterLab on notebooks/ with working widgets
+#   make lab      JupyterLab on the notebooks (their Lab edition in _build/lab) with working widgets
 #   make data     build the data caches only (python -m musiclab data)
 #   make student  the notebooks without exercise solutions, for handing out, in _build/student
 # MUSICLAB_MODE=full make book trains the full-size models (default: full with a GPU, quick without).
@@ -45,7 +45,8 @@ test: unit book browser
 	$(BIN)/python -m pytest -m "notebooks or html"
 
 lab: data
-	$(BIN)/jupyter lab notebooks/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+	$(BIN)/python -m musiclab lab-edition --notebooks notebooks --out _build/lab
+	$(BIN)/jupyter lab _build/lab $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 student: setup
 	rm -rf _build/student

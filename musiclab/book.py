@@ -1,4 +1,5 @@
-"""The chapter notebooks as files: the set-up cell each one opens with, and the student edition.
+"""The chapter notebooks as files: the set-up cell each one opens with, glued values, and the
+Lab and student editions.
 
 - `SETUP_CELL`: the first code cell of every chapter. In the book's repository (``make lab``,
   ``make book``) `musiclab` is installed and the cell does nothing; in a notebook opened alone
@@ -7,9 +8,16 @@
   into a notebook (``python -m musiclab setup-cell notebooks/NN_name.ipynb``); a test checks that
   every chapter carries exactly this text. Until the repository has a public address,
   `PUBLIC_SOURCE` is empty and a notebook opened alone asks the reader to set ``MUSICLAB_SOURCE``.
-- `write_student_edition`: copies of the notebooks with the exercise solutions (sphinx-exercise's
-  ``{solution}`` blocks, and ``{solution-start}`` ... ``{solution-end}`` spans) removed and nothing
-  else changed (``make student`` writes them to ``_build/student``).
+- `glue`: what the chapters glue values into their text with. The HTML book pastes them where
+  the text says ``{glue:text}`name:fmt``` (myst-nb); JupyterLab's MyST renderer (jupyterlab-myst)
+  knows no ``{glue}`` roles, so `glue` also keeps each value for `glued`.
+- `lab_edition`: a notebook whose glue roles are ``{eval}`` roles calling `glued`, which
+  jupyterlab-myst evaluates in the kernel when the text cell is run (before that, the text reads
+  `NOT_RUN`). ``make lab`` opens this edition of the chapters, written by `write_lab_edition` to
+  ``_build/lab``.
+- `write_student_edition`: Lab editions of the notebooks with the exercise solutions
+  (sphinx-exercise's ``{solution}`` blocks, and ``{solution-start}`` ... ``{solution-end}`` spans)
+  removed and nothing else changed (``make student`` writes them to ``_build/student``).
 
 Chapter: book/intro.md
 """
@@ -96,6 +104,110 @@ def set_setup_cell(path) -> bool:
     return True
 
 
+# Glued values -----------------------------------------------------------------------------------
+
+_GLUED: dict = {}  # name -> value, for the {eval} roles of the Lab edition
+NOT_RUN = "[run the code cells above]"  # a Lab-edition value before its text cell is run
+NOT_YET_GLUED = "[computed by a code cell below: run it, then this text cell]"
+# {glue}`name`, {glue:text}`name:format`, {glue:any}`name`, {glue:md}`name` (myst-nb's inline roles)
+_GLUE_ROLE = re.compile(r"\{glue(?::(\w+))?\}`([^`]+)`")
+_GLUE_DIRECTIVE = re.compile(r"^ {0,3}(`{3,}|:{3,})\{glue(?::\w+)?\}", re.MULTILINE)
+
+
+def glue(name: str, value, display: bool = True) -> None:
+    """Glue ``value`` under ``name``: myst-nb's `glue` (the HTML book pastes it into the text), and
+    kept in this kernel for `glued` (the Lab edition's text). Without myst-nb (a notebook opened
+    alone) only the latter.
+
+    Chapter: book/intro.md
+    """
+    _GLUED[name] = value
+    try:
+        from myst_nb import glue as publish
+    except ImportError:
+        return
+    publish(name, value, display)
+
+
+def glued(name: str, format_spec: str = "", markdown: bool = False):
+    """The value glued under ``name`` as the Lab edition's ``{eval}`` roles show it: formatted with
+    ``format_spec`` (as ``{glue:text}`name:format_spec``` does), or as Markdown; `NOT_YET_GLUED`
+    when no cell has glued it yet in this kernel.
+
+    Chapter: book/intro.md
+    """
+    from IPython.display import Markdown, Pretty
+
+    if name not in _GLUED:
+        return Pretty(NOT_YET_GLUED)
+    value = _GLUED[name]
+    if markdown:
+        return Markdown(value.data if isinstance(value, Markdown) else str(value))
+    return Pretty(format(value, format_spec))  # Pretty: shown as the text itself, without quotes
+
+
+def _eval_role(match: re.Match) -> str:
+    kind, content = match[1] or "any", match[2]
+    name, _, format_spec = content.partition(":")
+    if kind in ("any", "text"):
+        arguments = ", ".join(map(json.dumps, (name, format_spec) if format_spec else (name,)))
+    elif kind == "md" and not format_spec:
+        arguments = f"{json.dumps(name)}, markdown=True"
+    else:
+        raise BadInputError(f"{match[0]}: the Lab edition cannot show this glue role")
+    # self-contained, so that it also evaluates in a text cell above the cell that imports `glue`
+    return f'{{eval}}`__import__("musiclab.book").book.glued({arguments})`'
+
+
+# the chapters are stored without kernel metadata; without it JupyterLab asks for a kernel
+LAB_KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+
+
+def lab_edition(notebook: dict) -> dict:
+    """A copy of ``notebook`` whose text cells show glued values in JupyterLab: each glue role
+    becomes an ``{eval}`` role calling `glued`, with `NOT_RUN` recorded as its value until the
+    cell is run (jupyterlab-myst shows the recorded value); other cells unchanged. It runs on
+    ipykernel's Python kernel (`LAB_KERNEL`) unless the notebook names one.
+    """
+    cells = []
+    for cell in notebook["cells"]:
+        text = _source(cell)
+        if cell["cell_type"] != "markdown" or "{glue" not in text:
+            cells.append(cell)
+            continue
+        if _GLUE_DIRECTIVE.search(text):
+            raise BadInputError(f"cell {cell.get('id')}: the Lab edition cannot show glue directives")
+        text = _GLUE_ROLE.sub(_eval_role, text)
+        expressions = re.findall(r"\{eval\}`([^`]+)`", text)
+        not_run = {"status": "ok", "data": {"text/plain": NOT_RUN}, "metadata": {}}
+        metadata = {**cell["metadata"], "user_expressions": [{"expression": e, "result": not_run} for e in expressions]}
+        cells.append({**cell, "metadata": metadata, "source": _as_lines(text)})
+    return {**notebook, "metadata": {"kernelspec": LAB_KERNEL, **notebook["metadata"]}, "cells": cells}
+
+
+def write_lab_edition(notebooks, out_dir) -> list[Path]:
+    """Write the `lab_edition` of each notebook in ``notebooks`` (paths) to ``out_dir``, except
+    where the copy there is newer than its source (the reader's own edits stay); return the paths
+    written.
+
+    Chapter: book/intro.md
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in map(Path, notebooks):
+        target = out_dir / path.name
+        if target.exists() and target.stat().st_mtime >= path.stat().st_mtime:
+            continue
+        try:
+            edition = lab_edition(_read(path))
+        except BadInputError as error:
+            raise BadInputError(f"{path}: {error}") from None
+        _write(target, edition)
+        written.append(target)
+    return written
+
+
 # The student edition -----------------------------------------------------------------------------
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|:{3,})(.*?)\s*$")
@@ -174,13 +286,14 @@ def strip_solutions(notebook: dict) -> dict:
 
 
 def write_student_edition(notebooks, out_dir) -> list[Path]:
-    """Write each notebook in ``notebooks`` (paths) to ``out_dir`` without its solutions; return the paths."""
+    """Write the `lab_edition` of each notebook in ``notebooks`` (paths) to ``out_dir`` without its
+    solutions; return the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in map(Path, notebooks):
         try:
-            student = strip_solutions(_read(path))
+            student = lab_edition(strip_solutions(_read(path)))
         except BadInputError as error:
             raise BadInputError(f"{path}: {error}") from None
         _write(out_dir / path.name, student)

@@ -12,6 +12,7 @@
   model of chapter 4, in nats per frame.
 - ``info``: the mode, device, cache folder and versions in use.
 - ``student [--out DIR]``: the notebooks without their exercise solutions (see `musiclab.book`).
+- ``lab-edition [--out DIR]``: the notebooks with their glued values shown in JupyterLab (``make lab``).
 - ``setup-cell NOTEBOOK...``: write the stand-alone set-up cell into chapter notebooks.
 
 Chapter: notebooks/01_music_as_data.ipynb
@@ -167,6 +168,18 @@ def command_student(args) -> int:
     return 0
 
 
+def command_lab_edition(args) -> int:
+    from . import book
+
+    notebooks = sorted(Path(args.notebooks).glob("*.ipynb"))
+    if not notebooks:
+        print(f"{args.notebooks}: no notebooks (.ipynb) there", file=sys.stderr)
+        return 2
+    written = book.write_lab_edition(notebooks, args.out)
+    print(f"{args.out}: {len(written)} notebooks written, {len(notebooks) - len(written)} kept (newer than their source)")
+    return 0
+
+
 def command_setup_cell(args) -> int:
     from . import book
 
@@ -241,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     student.add_argument("--notebooks", default="notebooks", help="folder of chapter notebooks (default: notebooks)")
     student.add_argument("--out", default="_build/student", help="output folder (default: _build/student)")
     student.set_defaults(run=command_student)
+
+    lab = sub.add_parser("lab-edition", help="write the notebooks for JupyterLab, glued values shown in the text")
+    lab.add_argument("--notebooks", default="notebooks", help="folder of chapter notebooks (default: notebooks)")
+    lab.add_argument("--out", default="_build/lab", help="output folder (default: _build/lab)")
+    lab.set_defaults(run=command_lab_edition)
 
     setup_cell = sub.add_parser("setup-cell", help="write the stand-alone set-up cell into notebooks")
     setup_cell.add_argument("notebooks", nargs="+", help="chapter notebooks (.ipynb)")

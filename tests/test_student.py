@@ -1,5 +1,7 @@
-"""The student edition: exercise solutions removed, exercises kept, every other cell byte-identical."""
+"""The student and Lab editions: glue roles made {eval} roles that JupyterLab evaluates; in the student
+edition exercise solutions removed, exercises kept, every other cell as in the Lab edition."""
 import json
+import os
 import re
 
 import pytest
@@ -50,13 +52,14 @@ def test_unclosed_solution_is_a_clear_error():
 def test_make_student_on_the_book(tmp_path, capsys):
     assert cli.main(["student", "--notebooks", str(ROOT / "notebooks"), "--out", str(tmp_path)]) == 0
     for path in NOTEBOOKS:
-        original = json.loads(path.read_text())
+        original = book.lab_edition(json.loads(path.read_text()))
         student = json.loads((tmp_path / path.name).read_text())
         assert "{solution" not in _markdown(student["cells"]), path.name
         n_exercises = len(re.findall(r"\{exercise\}", _markdown(original["cells"])))
         assert n_exercises and len(re.findall(r"\{exercise\}", _markdown(student["cells"]))) == n_exercises
         assert {k: v for k, v in student.items() if k != "cells"} == {k: v for k, v in original.items() if k != "cells"}
-        # every cell without a solution is byte-identical and in the same order
+        assert student["metadata"]["kernelspec"]["name"] == "python3"  # JupyterLab starts it without asking
+        # every cell without a solution is as in the Lab edition, in the same order
         untouched, gated = [], False  # cells between {solution-start} and {solution-end} go too
         for cell in original["cells"]:
             text = "".join(cell["source"])
@@ -69,3 +72,60 @@ def test_make_student_on_the_book(tmp_path, capsys):
         for after in student["cells"]:
             remaining = iter(line.rstrip("\n") for line in by_id[after["id"]]["source"])
             assert all(line.rstrip("\n") in remaining for line in after["source"]), path.name
+
+
+def test_lab_edition_turns_every_glue_role_into_an_eval_role():
+    text = "Gap {glue:text}`gap:.3f`, n {glue}`n`, {glue:any}`n`, verdict {glue:md}`verdict`; `{glue}` in code stays."
+    notebook = _notebook(("markdown", text), ("code", 'glue("gap", 0.5, display=False)'))
+    cells = book.lab_edition(notebook)["cells"]
+    call = '{eval}`__import__("musiclab.book").book.glued('
+    assert "".join(cells[0]["source"]) == (f'Gap {call}"gap", ".3f")`, n {call}"n")`, {call}"n")`, '
+                                           f'verdict {call}"verdict", markdown=True)`; `{{glue}}` in code stays.')
+    # until the cell is run, JupyterLab shows the recorded placeholder for each expression
+    recorded = cells[0]["metadata"]["user_expressions"]
+    assert [e["expression"] for e in recorded] == re.findall(r"\{eval\}`([^`]+)`", "".join(cells[0]["source"]))
+    assert {e["result"]["data"]["text/plain"] for e in recorded} == {book.NOT_RUN}
+    assert cells[1] == notebook["cells"][1]
+
+
+@pytest.mark.parametrize("text", ["{glue:figure}`fig`", "{glue:text}`x`  and {glue:md}`y:.2f`",
+                                  "```{glue:figure} fig\n:name: f\n```"])
+def test_lab_edition_refuses_glue_it_cannot_show(text):
+    with pytest.raises(BadInputError, match="Lab edition cannot show"):
+        book.lab_edition(_notebook(("markdown", text)))
+
+
+def test_glued_values_read_as_myst_nb_pastes_them():
+    from IPython.display import Markdown
+
+    book.glue("test_gap", 0.123456, display=False)
+    book.glue("test_count", 12345, display=False)
+    book.glue("test_verdict", Markdown("**clear**"), display=False)
+    shown = [book.glued("test_gap", ".3f"), book.glued("test_count", ","), book.glued("test_count")]
+    assert [value.data for value in shown] == ["0.123", "12,345", "12345"]
+    assert book.glued("test_verdict", markdown=True).data == "**clear**"
+    assert book.glued("test_never_glued").data == book.NOT_YET_GLUED
+    # evaluated by the role's own expression, as the kernel does for jupyterlab-myst
+    role = book.lab_edition(_notebook(("markdown", "{glue:text}`test_gap:.2f`")))["cells"][0]
+    expression = role["metadata"]["user_expressions"][0]["expression"]
+    assert eval(expression).data == "0.12"
+
+
+def test_chapters_glue_only_what_the_lab_edition_shows():
+    for path in NOTEBOOKS:
+        edition = book.lab_edition(json.loads(path.read_text()))
+        assert "{glue" not in _markdown(edition["cells"]), path.name
+
+
+@pytest.mark.skipif(not NOTEBOOKS, reason="no chapter notebooks")
+def test_make_lab_writes_the_lab_edition_and_keeps_the_readers_edits(tmp_path, capsys):
+    out = tmp_path / "lab"
+    assert cli.main(["lab-edition", "--notebooks", str(ROOT / "notebooks"), "--out", str(out)]) == 0
+    for path in NOTEBOOKS:
+        assert json.loads((out / path.name).read_text()) == book.lab_edition(json.loads(path.read_text()))
+    edited = out / NOTEBOOKS[0].name
+    edited.write_text(edited.read_text() + "\n")  # the reader's change, newer than the chapter
+    assert book.write_lab_edition(NOTEBOOKS, out) == []
+    os.utime(edited, (0, 0))  # the chapter changed since: its new Lab edition replaces the copy
+    assert book.write_lab_edition(NOTEBOOKS, out) == [edited]
+    assert cli.main(["lab-edition", "--notebooks", str(tmp_path / "empty"), "--out", str(out)]) == 2
