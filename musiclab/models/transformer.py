@@ -36,7 +36,7 @@ class MelodyTransformerConfig:
     tune_types: list = field(default_factory=list)
     d_model: int = 128
     n_heads: int = 4
-    n_layers: int = 4
+    n_layers: int = 3
     d_ff: int = 512
     dropout: float = 0.1
     position: str = "relative"  # or "absolute" (sinusoidal)

@@ -48,7 +48,7 @@ class MelodyTransformerSettings(TrainingSettings):
     eval_every: int = 250
     d_model: int = 128
     n_heads: int = 4
-    n_layers: int = 4
+    n_layers: int = 3
     d_ff: int = 512
     dropout: float = 0.1
     position: str = "relative"
