@@ -64,7 +64,7 @@ def causal_mask(n_queries: int, n_keys: int, device=None) -> torch.Tensor:
     return torch.arange(n_keys, device=device)[None, :] <= query_position
 
 
-def attend(q, k, v, relative_logits=None, dropout: float = 0.0) -> torch.Tensor:
+def attend(q, k, v, relative_logits=None) -> torch.Tensor:
     """Causal scaled dot-product attention: softmax((Q K^T + S_rel) / sqrt(d) + mask) V.
 
     Dividing by sqrt(d) keeps the logits' variance near 1 whatever the head size d (a dot product of
@@ -75,7 +75,6 @@ def attend(q, k, v, relative_logits=None, dropout: float = 0.0) -> torch.Tensor:
     q : Tensor [shape=(B, H, Lq, d)]
     k, v : Tensor [shape=(B, H, Lk, d)], Lk >= Lq; the queries are the last Lq positions
     relative_logits : Tensor [shape=(B, H, Lq, Lk)], optional, S_rel of `relative_logits_skewed`
-    dropout : float, dropout on the attention weights
 
     Returns
     -------
@@ -89,8 +88,7 @@ def attend(q, k, v, relative_logits=None, dropout: float = 0.0) -> torch.Tensor:
     logits = logits / math.sqrt(q.shape[-1])
     if q.shape[-2] > 1:  # a single newest query may see every key: nothing to mask
         logits = logits.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device), float("-inf"))
-    weights_ = nn.functional.dropout(torch.softmax(logits, -1), dropout)
-    return weights_ @ v
+    return torch.softmax(logits, -1) @ v
 
 
 def relative_distances(n_queries: int, n_keys: int, max_distance: int, device=None) -> torch.Tensor:
@@ -179,7 +177,7 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         if config.d_model % config.n_heads:
             raise BadInputError(f"d_model={config.d_model} is not a multiple of n_heads={config.n_heads}")
-        self.n_heads, self.dropout = config.n_heads, config.dropout
+        self.n_heads = config.n_heads
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
         self.out = nn.Linear(config.d_model, config.d_model)
         head_dim = config.d_model // config.n_heads
@@ -193,7 +191,7 @@ class CausalSelfAttention(nn.Module):
             k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
         relative = (None if self.relative_embeddings is None
                     else relative_logits_skewed(q, self.relative_embeddings, k.shape[2]))
-        y = attend(q, k, v, relative, self.dropout if self.training else 0.0)
+        y = attend(q, k, v, relative)
         return self.out(y.transpose(1, 2).reshape(B, L, d_model)), (k, v)
 
 
