@@ -60,9 +60,9 @@ class MelodyTransformerSettings(TrainingSettings):
 
 MELODY_TRANSFORMER_SETTINGS = {
     "full": MelodyTransformerSettings(),
-    "quick": MelodyTransformerSettings(steps=150, lr=2e-3, warmup_steps=20, log_every=10, eval_every=50, d_model=64,
-                                       n_layers=2, d_ff=256, max_distance=128, length=128, min_label_count=10,
-                                       report_tunes=10)}
+    "quick": MelodyTransformerSettings(steps=150, lr=4e-3, warmup_steps=20, log_every=10, eval_every=50, d_model=64,
+                                       n_layers=2, d_ff=256, dropout=0.0, max_distance=128, length=128,
+                                       min_label_count=10, report_tunes=10)}
 
 
 def train_transformer_melody(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
