@@ -31,6 +31,11 @@ POSITIONS = ("relative", "absolute")
 
 @dataclass
 class MelodyTransformerConfig:
+    """The melody Transformer's sizes, conditions and kind of position (see `MelodyTransformer`).
+
+    Chapter: notebooks/05_transformer.ipynb
+    """
+
     vocab_size: int = symbolic.VOCAB_SIZE  # output tokens; the input adds one start token
     regions: list = field(default_factory=list)  # condition labels; index 0 is always rnn.UNKNOWN
     tune_types: list = field(default_factory=list)
@@ -67,8 +72,9 @@ def causal_mask(n_queries: int, n_keys: int, device=None) -> torch.Tensor:
 def attend(q, k, v, relative_logits=None) -> torch.Tensor:
     """Causal scaled dot-product attention: softmax((Q K^T + S_rel) / sqrt(d) + mask) V.
 
-    Dividing by sqrt(d) keeps the logits' variance near 1 whatever the head size d (a dot product of
-    two d-vectors of unit-variance entries has variance d), so the softmax does not saturate.
+    Dividing by sqrt(d) keeps the logits' variance near 1 whatever the head size d (the dot product
+    of two d-vectors of independent zero-mean, unit-variance entries has variance d), so the softmax
+    does not saturate into a one-hot with vanishing gradients.
 
     Parameters
     ----------
@@ -93,7 +99,10 @@ def attend(q, k, v, relative_logits=None) -> torch.Tensor:
 
 def relative_distances(n_queries: int, n_keys: int, max_distance: int, device=None) -> torch.Tensor:
     """Distance from each query back to each key, clipped to [0, max_distance]: long [shape=(Lq, Lk)]
-    (future keys get 0; the causal mask hides them)."""
+    (future keys get 0; the causal mask hides them).
+
+    Chapter: notebooks/05_transformer.ipynb
+    """
     query_position = torch.arange(n_queries, device=device)[:, None] + n_keys - n_queries
     return (query_position - torch.arange(n_keys, device=device)[None, :]).clamp(0, max_distance)
 
@@ -197,7 +206,12 @@ class CausalSelfAttention(nn.Module):
 
 class Block(nn.Module):
     """Pre-LayerNorm decoder block: x + attention(LN(x)), then + MLP(LN(.)). The residual path is
-    never normalised, which keeps deep stacks trainable without a warm-up-sensitive start."""
+    never normalised, which keeps deep stacks trainable without a warm-up-sensitive start.
+
+    forward(x [shape=(B, L, d_model)], cache=None) -> (x [shape=(B, L, d_model)], (k, v))
+
+    Chapter: notebooks/05_transformer.ipynb
+    """
 
     def __init__(self, config: MelodyTransformerConfig):
         super().__init__()
