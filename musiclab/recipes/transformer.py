@@ -42,7 +42,7 @@ class MelodyTransformerSettings(TrainingSettings):
     """
 
     steps: int = 1500
-    lr: float = 1e-3
+    lr: float = 2e-3
     warmup_steps: int = 100
     log_every: int = 50
     eval_every: int = 250
