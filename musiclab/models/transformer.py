@@ -247,7 +247,8 @@ def filter_top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
     Chapter: notebooks/05_transformer.ipynb
     """
     sorted_logits, order = torch.sort(logits, -1, descending=True)
-    mass_before = torch.softmax(sorted_logits, -1).cumsum(-1) - torch.softmax(sorted_logits, -1)
+    probs = torch.softmax(sorted_logits, -1)
+    mass_before = probs.cumsum(-1) - probs
     drop_sorted = mass_before >= p  # the most likely token has mass_before 0 and is always kept
     drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
