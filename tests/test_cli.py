@@ -95,7 +95,7 @@ def _recording_folder(folder):
     return folder
 
 
-@pytest.mark.parametrize("name", ["next-token", "vae-melody", "melody-rnn", "poly-rnn"])
+@pytest.mark.parametrize("name", ["next-token", "vae-melody", "melody-rnn", "transformer-melody", "poly-rnn"])
 def test_train_on_your_own_melodies(name, tmp_path, monkeypatch, capsys):
     data = _melody_folder(tmp_path / "my tunes")
     monkeypatch.chdir(tmp_path)

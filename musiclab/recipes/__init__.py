@@ -41,7 +41,7 @@ import functools
 import inspect
 from typing import Callable, NamedTuple
 
-from . import cyclegan, evaluation, gan, next_token, recording, rnn, vae
+from . import cyclegan, evaluation, gan, next_token, recording, rnn, transformer, vae
 
 
 def train_gan_or_recording_gan(out_dir="runs", steps: int | None = None, command: str = "", data=None,
@@ -86,6 +86,9 @@ RECIPES = {
                         RECORDINGS),
     "audio-rnn-mse": Recipe(functools.partial(rnn.train_audio, output="gaussian"),
                             "chapter 4: the same with a Gaussian output trained by MSE", RECORDINGS),
+    "transformer-melody": Recipe(transformer.train_transformer_melody,
+                                 "Transformer language model of folk melodies (relative attention), on melody-rnn's data",
+                                 MELODIES),
     "recording-gan": Recipe(recording.train_recording_gan, "chapter 11: single-condition SpecGAN of slices of one recording",
                             RECORDINGS),
     "cyclegan-timbre": Recipe(cyclegan.train_cyclegan_timbre, "chapter 7: CycleGAN flute <-> clarinet on log-mels",

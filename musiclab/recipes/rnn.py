@@ -207,6 +207,17 @@ def melody_sequences(tunes, model_config, length: int = 256):
     return as_tensor(inputs), as_tensor(targets), as_tensor(regions), as_tensor(tune_types)
 
 
+def melody_tunes(data=None, melody: str = "single") -> tuple[list, list, str, list]:
+    """The melody models' data: the folk train and valid splits, or your melody files in folder
+    ``data`` (`datasets.user.read_melodies`, ``melody`` its rule for chords).
+    Returns ``(train tunes, valid tunes, description for the sidecar, skipped files)``."""
+    if data is None:
+        return (datasets.load_folk("train"), datasets.load_folk("valid"),
+                "folk melodies (music21 corpus), train/valid split by hash", [])
+    tunes, description, skipped = datasets.user.read_melodies(data, melody)
+    return tunes["train"], tunes["valid"], description, skipped
+
+
 def condition_labels(tunes, min_count: int = 50) -> tuple[list, list]:
     """Region and tune-type labels seen at least ``min_count`` times, each list led by `models.rnn.UNKNOWN`."""
     from ..models import rnn
@@ -254,12 +265,7 @@ def train_melody(out_dir="runs", steps: int | None = None, command: str = "", pr
 
     start = time.perf_counter()
     settings = pick_settings("melody-rnn", MELODY_RNN_SETTINGS, steps, **settings)
-    if data is None:
-        train_tunes, valid_tunes = datasets.load_folk("train"), datasets.load_folk("valid")
-        description, skipped = "folk melodies (music21 corpus), train/valid split by hash", []
-    else:
-        tunes, description, skipped = datasets.user.read_melodies(data, melody)
-        train_tunes, valid_tunes = tunes["train"], tunes["valid"]
+    train_tunes, valid_tunes, description, skipped = melody_tunes(data, melody)
     regions, tune_types = condition_labels(train_tunes, min_count=settings.min_label_count)
     model_config = rnn.MelodyConfig(regions=regions, tune_types=tune_types, hidden_dim=settings.hidden_dim,
                                     n_layers=settings.n_layers)
