@@ -117,6 +117,13 @@ def test_chapters_glue_only_what_the_lab_edition_shows():
         assert "{glue" not in _markdown(edition["cells"]), path.name
 
 
+def test_chapters_glue_through_musiclab_book():
+    """Only `musiclab.book.glue` keeps the values the Lab edition's {eval} roles read back."""
+    for path in NOTEBOOKS:
+        code = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+        assert "from myst_nb import glue" not in code, f"{path.name}: import glue from musiclab.book"
+
+
 @pytest.mark.skipif(not NOTEBOOKS, reason="no chapter notebooks")
 def test_make_lab_writes_the_lab_edition_and_keeps_the_readers_edits(tmp_path, capsys):
     out = tmp_path / "lab"
