@@ -58,6 +58,7 @@ def train_gan_or_recording_gan(out_dir="runs", steps: int | None = None, command
 MELODIES = "a folder of melodies: MIDI, ABC, MusicXML (monophonic)"
 RECORDINGS = "a recording or a folder of them: WAV, FLAC, OGG, MP3 (any rate, at least 5 s)"
 CLASSES = "a folder with one subfolder of melodies per class (PATH/<class>/*.mid)"
+PIANOROLLS = "a folder of MIDI files, or of train.npz, valid.npz (and test.npz) of (T, 88) 0/1 arrays, any key"
 
 
 class Recipe(NamedTuple):
@@ -78,10 +79,9 @@ RECIPES = {
     "melody-rnn": Recipe(rnn.train_melody, "chapter 4: LSTM language model of folk melodies, region and tune type",
                          MELODIES),
     "poly-rnn": Recipe(rnn.train_poly, "chapter 4: LSTM of piano rolls, independent notes per frame (chorales)",
-                       "a folder of MIDI files, or of train.npz and valid.npz of (T, 88) 0/1 arrays"),
+                       PIANOROLLS),
     "poly-made": Recipe(functools.partial(rnn.train_poly, output="made"),
-                        "chapter 4: LSTM of piano rolls, notes of a frame modelled jointly (NADE/MADE)",
-                        "a folder of MIDI files, or of train.npz and valid.npz of (T, 88) 0/1 arrays"),
+                        "chapter 4: LSTM of piano rolls, notes of a frame modelled jointly (NADE/MADE)", PIANOROLLS),
     "audio-rnn": Recipe(rnn.train_audio, "chapter 4: sample-level RNN of 8 kHz audio, mu-law categorical output",
                         RECORDINGS),
     "audio-rnn-mse": Recipe(functools.partial(rnn.train_audio, output="gaussian"),
