@@ -2,7 +2,6 @@
 posterior against Bayes' rule, the samplers against a known data distribution, the conversions, the
 ELBO weight, and the recipe end to end."""
 import json
-import math
 
 import numpy as np
 import pytest
@@ -132,3 +131,43 @@ def test_diffusion_loss_is_zero_only_at_the_target():
     target = torch.randn(4, 3, 5)
     assert losses.diffusion_loss(target, target) == 0
     assert losses.diffusion_loss(target + 0.5, target).item() == pytest.approx(0.25)
+
+
+# The note model and its recipe -------------------------------------------------------------------------
+
+
+def test_recipe_trains_saves_and_loads_a_generator_of_the_gan_chapter(tmp_path, monkeypatch):
+    """Two short trainings, a sidecar with the sampling time, weights that load back and sample the
+    same notes as the trained model, through the GAN chapter's `gan.generate_log_mel`."""
+    from musiclab import recipes
+    from musiclab.errors import BadInputError
+
+    monkeypatch.setenv("MUSICLAB_MODE", "quick")
+    result = recipes.RECIPES["diffusion"].train(tmp_path, steps=6, command="test", progress=False,
+                                                autoencoder_steps=4, n_per_condition=1, width=16)
+    sidecar = json.loads((tmp_path / "diffusion.json").read_text())
+    assert sidecar["settings"]["steps"] == 6 and sidecar["metrics"]["sampling_time_16_notes_s"] > 0
+    assert (tmp_path / "diffusion.pt").exists() and (tmp_path / "diffusion-autoencoder.pt").exists()
+    model, _ = diffusion.load_pretrained(path=result["weights"])
+    assert model.latent_std.ne(1).all()  # the standardisation was saved with the weights
+    z = gan.latent([1, 2], model.config.z_dim)
+    log_mel = gan.generate_log_mel(model, [40, 73], 67, z)
+    assert log_mel.shape == (2, model.config.n_mels, model.config.n_frames)
+    assert np.abs(log_mel - gan.generate_log_mel(model, [40, 73], 67, z)).max() == 0  # DDIM is deterministic
+    assert np.abs(log_mel - gan.generate_log_mel(model, [40, 73], 67, gan.latent([3, 4], model.config.z_dim))).max() > 0
+    with pytest.raises(BadInputError, match="pitch \\[20\\]"):
+        gan.generate_log_mel(model, 40, 20, z[:1])
+
+
+def test_ddpm_and_guidance_options_change_the_samples():
+    torch.manual_seed(0)
+    model = diffusion.NoteDiffusion(diffusion.DiffusionConfig(width=16, autoencoder_width=16)).eval()
+    for block in model.denoiser.blocks:  # untrained blocks start as the identity, blind to the condition
+        torch.nn.init.normal_(block.conv2.weight, std=0.1)
+    z, index = torch.randn(2, model.config.z_dim), torch.tensor([0, 1])
+    with torch.no_grad():
+        ddim = model.generate(z, index, index, n_steps=4)
+        ddpm = model.generate(z, index, index, n_steps=4, sampler="ddpm", rng=torch.Generator().manual_seed(0))
+        unguided = model.generate(z, index, index, n_steps=4, guidance_scale=1.0)
+    assert ddim.shape == ddpm.shape == (2, 80, 48)
+    assert (ddim - ddpm).abs().max() > 0 and (ddim - unguided).abs().max() > 0
