@@ -2,10 +2,10 @@
 
 - The forward process, its closed form, the posterior and the two samplers (ancestral DDPM and
   deterministic DDIM) are pure functions of tensors and of the noise schedule ``alpha_bar``.
-- `NoteAutoencoder`: log-mel [80 x 48] -> latent [latent_channels x 12] -> log-mel, 1-D
-  convolutions over time frames with the mel bands as channels. Diffusion runs in this small latent
-  space (as in latent diffusion, AudioLDM and Stable Audio): 20 times fewer numbers than the
-  log-mel, and none of them spent on the fine texture a decoder learns once.
+- `autoencoder.NoteAutoencoder` maps a log-mel [80 x 48] to a latent [latent_channels x 12] and
+  back. Diffusion runs in this small latent space (as in latent diffusion, AudioLDM and Stable
+  Audio): 20 times fewer numbers than the log-mel, and none of them spent on the fine texture a
+  decoder learns once.
 - `Denoiser`: a residual 1-D conv net over the latent's frames; instrument, pitch and timestep enter
   by FiLM (a learned scale and shift per channel). Index ``len(programs)`` and ``len(pitches)`` is
   the null condition of classifier-free guidance.
@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import weights
+from .autoencoder import NoteAutoencoder
 from .gan import PITCHES, PROGRAMS, GanConfig
 
 PREDICTIONS = ("eps", "v", "x0")
@@ -223,7 +224,13 @@ def guide(output_conditional: torch.Tensor, output_unconditional: torch.Tensor, 
 @dataclass
 class DiffusionConfig:
     """The note representation of the GAN chapter (same fields and values as `gan.GanConfig`, so
-    its data and evaluation functions apply) plus the autoencoder, denoiser and sampler settings."""
+    its data and evaluation functions apply) plus the autoencoder, denoiser and sampler settings.
+
+    ``prediction`` is the denoiser's output (`PREDICTIONS`); ``sampler_steps`` and
+    ``guidance_scale`` are the recommended DDIM settings that ``NoteDiffusion.forward`` uses.
+
+    Chapter: notebooks/04_diffusion.ipynb
+    """
 
     programs: tuple = PROGRAMS
     pitches: tuple = PITCHES
@@ -258,44 +265,21 @@ class DiffusionConfig:
         return self.latent_channels * self.latent_frames
 
 
-class NoteAutoencoder(nn.Module):
-    """Normalised log-mel [shape=(B, n_mels, n_frames)] <-> latent [shape=(B, latent_channels, n_frames / 4)].
-
-    Two stride-2 convolutions over time down, two transposed ones up; deterministic (no KL term):
-    the recipe standardises the latents instead, and trains the decoder on slightly noisy latents so
-    that it tolerates a sampler's small errors.
-    """
-
-    def __init__(self, config: DiffusionConfig):
-        super().__init__()
-        w = config.autoencoder_width
-        self.encoder = nn.Sequential(
-            nn.Conv1d(config.n_mels, w, 3, padding=1), nn.GELU(),
-            nn.Conv1d(w, w, 4, stride=2, padding=1), nn.GELU(),
-            nn.Conv1d(w, w, 4, stride=2, padding=1), nn.GELU(),
-            nn.Conv1d(w, config.latent_channels, 3, padding=1))
-        self.decoder = nn.Sequential(
-            nn.Conv1d(config.latent_channels, w, 3, padding=1), nn.GELU(),
-            nn.ConvTranspose1d(w, w, 4, stride=2, padding=1), nn.GELU(),
-            nn.ConvTranspose1d(w, w, 4, stride=2, padding=1), nn.GELU(),
-            nn.Conv1d(w, config.n_mels, 3, padding=1))
-
-    def encode(self, x):
-        return self.encoder(x)
-
-    def decode(self, latent):
-        return self.decoder(latent)
-
-
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sinusoidal features of the diffusion time t / T in [0, 1]: [shape=(B, dim)]."""
+    """Sinusoidal features of the diffusion time t / T in [0, 1]: [shape=(B, dim)].
+
+    Chapter: notebooks/04_diffusion.ipynb
+    """
     frequencies = torch.exp(torch.arange(dim // 2, device=t.device) * (-math.log(1000.0) / (dim // 2)))
     angles = 1000.0 * t[:, None].float() * frequencies
     return torch.cat([angles.sin(), angles.cos()], 1)
 
 
 class ResidualBlock(nn.Module):
-    """GroupNorm, SiLU, conv, FiLM by the condition vector, SiLU, conv, plus the input."""
+    """GroupNorm, SiLU, conv, FiLM by the condition vector, SiLU, conv, plus the input.
+
+    Chapter: notebooks/04_diffusion.ipynb
+    """
 
     def __init__(self, width: int):
         super().__init__()
@@ -325,6 +309,8 @@ class Denoiser(nn.Module):
     Returns
     -------
     output : Tensor [shape=(B, latent_channels, latent_frames)]
+
+    Chapter: notebooks/04_diffusion.ipynb
     """
 
     def __init__(self, config: DiffusionConfig):
@@ -362,7 +348,7 @@ class NoteDiffusion(nn.Module):
     def __init__(self, config: DiffusionConfig):
         super().__init__()
         self.config = config
-        self.autoencoder = NoteAutoencoder(config)
+        self.autoencoder = NoteAutoencoder(config.n_mels, config.autoencoder_width, config.latent_channels)
         self.denoiser = Denoiser(config)
         self.register_buffer("latent_mean", torch.zeros(1, config.latent_channels, 1))
         self.register_buffer("latent_std", torch.ones(1, config.latent_channels, 1))

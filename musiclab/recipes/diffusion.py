@@ -27,13 +27,15 @@ def autoencoder_step(model, latent_noise: float = 0.1):
 
     The decoder sees the latent plus Gaussian noise of ``latent_noise`` times the batch's latent
     spread, so that it decodes the slightly-off latents a sampler produces as well as exact ones.
+
+    Chapter: notebooks/04_diffusion.ipynb
     """
 
     def step(batch, update):
         x = batch[0]
         latent = model.autoencoder.encode(x)
         noisy = latent + latent_noise * latent.detach().std() * torch.randn_like(latent)
-        loss = losses.diffusion_loss(model.autoencoder.decode(noisy), x)
+        loss = ((model.autoencoder.decode(noisy) - x) ** 2).mean()  # a fixed-variance Gaussian decoder
         update(loss)
         return {"reconstruction_mse": loss}
 
@@ -44,7 +46,10 @@ def diffusion_step(model, ema=None, ema_decay: float = 0.999, p_unconditional: f
     """The step function of the denoiser: `losses.diffusion_loss` at a uniformly drawn step t, the
     target set by ``config.prediction``; the condition is replaced by the null token with
     probability ``p_unconditional`` (one network learns both the conditional and the unconditional
-    model, as classifier-free guidance needs). ``ema`` tracks a moving average of the denoiser."""
+    model, as classifier-free guidance needs). ``ema`` tracks a moving average of the denoiser.
+
+    Chapter: notebooks/04_diffusion.ipynb
+    """
     from ..models import diffusion
 
     config = model.config
@@ -79,7 +84,10 @@ def _last(history, key: str) -> float:
 @torch.no_grad()
 def standardise_latents(model, x: torch.Tensor, batch_size: int = 256) -> None:
     """Set the model's latent mean and spread per channel from the autoencoder's latents of ``x``, so
-    that the diffusion sees data of unit scale, as its noise schedule assumes."""
+    that the diffusion sees data of unit scale, as its noise schedule assumes.
+
+    Chapter: notebooks/04_diffusion.ipynb
+    """
     latents = torch.cat([model.autoencoder.encode(chunk) for chunk in x.split(batch_size)])
     model.latent_mean.copy_(latents.mean((0, 2), keepdim=True))
     model.latent_std.copy_(latents.std((0, 2), keepdim=True))
@@ -88,7 +96,10 @@ def standardise_latents(model, x: torch.Tensor, batch_size: int = 256) -> None:
 @torch.no_grad()
 def time_sampling(model, n_notes: int = 16, repeats: int = 3) -> float:
     """Seconds to sample ``n_notes`` log-mels with the model's recommended sampler settings on one
-    CPU thread (the best of ``repeats``, so that a busy machine counts less)."""
+    CPU thread (the best of ``repeats``, so that a busy machine counts less).
+
+    Chapter: notebooks/04_diffusion.ipynb
+    """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -140,7 +151,10 @@ DIFFUSION_SETTINGS = {
 def train_diffusion(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
                     restart: bool = False, **settings) -> dict:
     """A conditional latent diffusion model of the GAN chapter's notes (6 instruments x 25 pitches).
-    ``settings``: fields of `DiffusionSettings` to change (e.g. ``autoencoder_steps=500``)."""
+    ``settings``: fields of `DiffusionSettings` to change (e.g. ``autoencoder_steps=500``).
+
+    Chapter: notebooks/04_diffusion.ipynb
+    """
     from ..models import diffusion, gan
 
     start = time.perf_counter()
