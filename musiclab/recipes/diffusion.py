@@ -127,8 +127,8 @@ class DiffusionSettings(TrainingSettings):
     Chapter: notebooks/04_diffusion.ipynb
     """
 
-    steps: int = 6000
-    autoencoder_steps: int = 2500
+    steps: int = 4000
+    autoencoder_steps: int = 1500
     batch_size: int = 64
     lr: float = 1e-3
     log_every: int = 50
