@@ -168,6 +168,10 @@ def test_ddpm_and_guidance_options_change_the_samples():
     with torch.no_grad():
         ddim = model.generate(z, index, index, n_steps=4)
         ddpm = model.generate(z, index, index, n_steps=4, sampler="ddpm", rng=torch.Generator().manual_seed(0))
+        guided = model.generate(z, index, index, n_steps=4, guidance_scale=3.0)
         unguided = model.generate(z, index, index, n_steps=4, guidance_scale=1.0)
+        # scale 1 skips the unconditional pass; the guided formula at scale 1 gives the same
+        one = model.generate(z, index, index, n_steps=4, guidance_scale=1.0 + 1e-12)
     assert ddim.shape == ddpm.shape == (2, 80, 48)
-    assert (ddim - ddpm).abs().max() > 0 and (ddim - unguided).abs().max() > 0
+    assert (ddim - ddpm).abs().max() > 0 and (guided - unguided).abs().max() > 0
+    torch.testing.assert_close(one, unguided)

@@ -249,7 +249,7 @@ class DiffusionConfig:
     n_train_steps: int = 1000
     prediction: str = "v"
     sampler_steps: int = 20
-    guidance_scale: float = 2.0
+    guidance_scale: float = 1.0  # measured: 2.0 keeps pitch and instrument but doubles the Frechet distance
 
     @property
     def n_samples(self) -> int:
@@ -363,12 +363,16 @@ class NoteDiffusion(nn.Module):
         return self.autoencoder.decode(latent * self.latent_std + self.latent_mean).clamp(-1, 1)
 
     def estimate(self, z_t, t: int, program_index, pitch_index, guidance_scale: float):
-        """(x0_hat, eps_hat) at step ``t``, guided: one batched pass with and without the condition."""
+        """(x0_hat, eps_hat) at step ``t``; guided by one batched pass with and without the condition,
+        except at scale 1, which is the conditional model alone."""
         n = len(z_t)
-        both = self.denoiser(torch.cat([z_t, z_t]), torch.full((2 * n,), t, device=z_t.device),
-                             torch.cat([program_index, torch.full_like(program_index, len(self.config.programs))]),
-                             torch.cat([pitch_index, torch.full_like(pitch_index, len(self.config.pitches))]))
-        output = guide(both[:n], both[n:], guidance_scale)
+        if guidance_scale == 1:
+            output = self.denoiser(z_t, torch.full((n,), t, device=z_t.device), program_index, pitch_index)
+        else:
+            both = self.denoiser(torch.cat([z_t, z_t]), torch.full((2 * n,), t, device=z_t.device),
+                                 torch.cat([program_index, torch.full_like(program_index, len(self.config.programs))]),
+                                 torch.cat([pitch_index, torch.full_like(pitch_index, len(self.config.pitches))]))
+            output = guide(both[:n], both[n:], guidance_scale)
         return split_prediction(z_t, output, self.alpha_bar[t], self.config.prediction)
 
     def generate(self, z, program_index, pitch_index, n_steps: int | None = None, sampler: str = "ddim",
