@@ -468,3 +468,50 @@ def cyclegan_generator_loss(fake_scores_b: torch.Tensor, fake_scores_a: torch.Te
     """
     return (hinge_generator_loss(fake_scores_b) + hinge_generator_loss(fake_scores_a)
             + lambda_cycle * cycle + lambda_identity * identity)
+
+
+# Diffusion -----------------------------------------------------------------------------------------
+#
+# Forward process q(x_t | x_0) = N(sqrt(a_t) x_0, (1 - a_t) I), a_t = alpha_bar_t. The ELBO of the
+# reverse chain p(x_{t-1} | x_t) is a VAE's with a fixed encoder q; its step-t term is
+# KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)), two Gaussians of the same variance, so a squared
+# distance between their means, which is a weighted squared error of the noise estimate.
+
+
+def diffusion_elbo_weight(alpha_bar_t: torch.Tensor, alpha_bar_s: torch.Tensor) -> torch.Tensor:
+    """The weight lambda_t of the ELBO's step term in noise-prediction form, per dimension:
+
+        KL(q(x_s | x_t, x_0) || p(x_s | x_t)) = lambda_t ||eps - eps_hat||^2, with
+        lambda_t = beta^2 / (2 sigma^2 alpha (1 - alpha_bar_t)),
+
+    alpha = alpha_bar_t / alpha_bar_s, beta = 1 - alpha, sigma^2 the posterior variance
+    beta (1 - alpha_bar_s) / (1 - alpha_bar_t), when p takes the posterior's mean with x_0 estimated
+    from eps_hat and the posterior's variance. `diffusion_loss` sets lambda_t = 1: the weight it drops
+    is large at small t, so the simple loss spends more of the network on the noisier steps.
+
+    Chapter: notebooks/04_diffusion.ipynb
+    """
+    alpha = alpha_bar_t / alpha_bar_s
+    beta = 1 - alpha
+    variance = beta * (1 - alpha_bar_s) / (1 - alpha_bar_t)
+    return beta**2 / (2 * variance * alpha * (1 - alpha_bar_t))
+
+
+def diffusion_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The simplified diffusion loss (Ho et al. 2020): mean squared error between the network's
+    output at a random step t and its target, E_{t, x_0, eps} ||target - f(x_t, t)||^2 per element.
+
+    With target eps (x_t = sqrt(a) x_0 + sqrt(1 - a) eps) this is the ELBO with the weights
+    `diffusion_elbo_weight` set to 1. It is also denoising score matching: the score of
+    q(x_t | x_0) is -eps / sqrt(1 - a), so eps_hat / sqrt(1 - a) estimates -grad log q(x_t), and the
+    loss is the score-matching loss weighted by (1 - a). With target v = sqrt(a) eps - sqrt(1 - a) x_0
+    (`models.diffusion.prediction_target`) the same minimiser, E[x_0 | x_t], is reached with the
+    weight a / (1 - a) + 1 = 1 / (1 - a) on the x_0 error, i.e. (1 + SNR).
+
+    Parameters
+    ----------
+    output, target : Tensor, same shape (e.g. [shape=(B, C, T)])
+
+    Chapter: notebooks/04_diffusion.ipynb
+    """
+    return F.mse_loss(output, target)

@@ -41,7 +41,7 @@ import functools
 import inspect
 from typing import Callable, NamedTuple
 
-from . import cyclegan, evaluation, gan, next_token, recording, rnn, transformer, vae
+from . import cyclegan, diffusion, evaluation, gan, next_token, recording, rnn, transformer, vae
 
 
 def train_gan_or_recording_gan(out_dir="runs", steps: int | None = None, command: str = "", data=None,
@@ -74,6 +74,8 @@ RECIPES = {
                          MELODIES),
     "gan": Recipe(train_gan_or_recording_gan, "chapter 3: conditional SpecGAN of instrument notes (log-mel)",
                   f"{RECORDINGS}; trains recording-gan"),
+    "diffusion": Recipe(diffusion.train_diffusion, "conditional latent diffusion of the chapter-3 GAN's notes",
+                        "not taken: trains on the chapter-3 SoundFont notes"),
     "vae-melody": Recipe(vae.train_vae_melody, "chapter 5: VAE of 2-bar melodies (latent space, interpolation)", MELODIES),
     "vae-timbre": Recipe(vae.train_vae_timbre, "chapter 5: VAE of one-shot note log-mels (timbre space)", RECORDINGS),
     "melody-rnn": Recipe(rnn.train_melody, "chapter 4: LSTM language model of folk melodies, region and tune type",
