@@ -96,13 +96,7 @@ class MelodyRNN(nn.Module):
         Each step samples from softmax(logits / temperature), restricted to the ``top_k`` most likely
         tokens if given. Returns the new tokens only, int64 [shape=(n_steps,)].
         """
-        if temperature <= 0:
-            raise BadInputError(f"temperature={temperature}: expected > 0")
-        if top_k is not None and not 1 <= top_k <= self.config.vocab_size:
-            raise BadInputError(f"top_k={top_k}: expected 1..{self.config.vocab_size}")
-        prime = np.asarray([] if prime is None else prime, dtype=np.int64)
-        if prime.size and (prime.min() < 0 or prime.max() >= self.config.vocab_size):
-            raise BadInputError(f"prime: tokens must lie in 0..{self.config.vocab_size - 1}")
+        prime = check_sampling_args(self.config.vocab_size, temperature, top_k, prime=prime)
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
@@ -124,6 +118,25 @@ class MelodyRNN(nn.Module):
             logits = logits[0, -1]
         self.train(was_training)
         return out.numpy()
+
+
+def check_sampling_args(vocab_size: int, temperature: float, top_k: int | None = None, top_p: float | None = None,
+                        prime=None) -> np.ndarray:
+    """Check a melody model's sampling settings; returns ``prime`` as int64 tokens [shape=(T0,)]
+    (empty for None). BadInputError names the first bad one.
+
+    Chapter: notebooks/04_rnn.ipynb
+    """
+    if temperature <= 0:
+        raise BadInputError(f"temperature={temperature}: expected > 0")
+    if top_k is not None and not 1 <= top_k <= vocab_size:
+        raise BadInputError(f"top_k={top_k}: expected 1..{vocab_size}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise BadInputError(f"top_p={top_p}: expected 0 < top_p <= 1")
+    prime = np.asarray([] if prime is None else prime, dtype=np.int64)
+    if prime.size and (prime.min() < 0 or prime.max() >= vocab_size):
+        raise BadInputError(f"prime: tokens must lie in 0..{vocab_size - 1}")
+    return prime
 
 
 def melody_to_prime(path_or_abc_text, max_steps: int | None = None) -> np.ndarray:

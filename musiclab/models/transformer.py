@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .. import symbolic, weights
+from . import rnn
 from ..errors import BadInputError
 
 POSITIONS = ("relative", "absolute")
@@ -334,15 +335,7 @@ class MelodyTransformer(nn.Module):
         cached keys and values; without, each step reruns the whole sequence (same numbers, O(T^2)
         more work). Returns the new tokens only, int64 [shape=(n_steps,)].
         """
-        if temperature <= 0:
-            raise BadInputError(f"temperature={temperature}: expected > 0")
-        if top_k is not None and not 1 <= top_k <= self.config.vocab_size:
-            raise BadInputError(f"top_k={top_k}: expected 1..{self.config.vocab_size}")
-        if top_p is not None and not 0 < top_p <= 1:
-            raise BadInputError(f"top_p={top_p}: expected 0 < top_p <= 1")
-        prime = np.asarray([] if prime is None else prime, dtype=np.int64)
-        if prime.size and (prime.min() < 0 or prime.max() >= self.config.vocab_size):
-            raise BadInputError(f"prime: tokens must lie in 0..{self.config.vocab_size - 1}")
+        prime = rnn.check_sampling_args(self.config.vocab_size, temperature, top_k, top_p, prime)
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device

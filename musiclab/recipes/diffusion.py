@@ -14,7 +14,6 @@ import dataclasses
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .. import config, losses, train

@@ -229,11 +229,22 @@ def condition_labels(tunes, min_count: int = 50) -> tuple[list, list]:
 
 
 @dataclasses.dataclass(frozen=True)
-class MelodyRnnSettings(TrainingSettings):
-    """Training settings of ``melody-rnn`` (defaults: full mode; `MELODY_RNN_SETTINGS` holds both presets).
-
+class MelodyDataSettings(TrainingSettings):
+    """The data settings every melody language model shares, so that they see the same tokens:
     ``length``: tokens per training chunk; ``min_label_count``: a region or tune type seen fewer
     times in train becomes "unknown"; ``report_tunes``: melodies generated for the final report.
+
+    Chapter: notebooks/04_rnn.ipynb
+    """
+
+    length: int = 256
+    min_label_count: int = 50
+    report_tunes: int = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class MelodyRnnSettings(MelodyDataSettings):
+    """Training settings of ``melody-rnn`` (defaults: full mode; `MELODY_RNN_SETTINGS` holds both presets).
 
     Chapter: notebooks/04_rnn.ipynb
     """
@@ -244,9 +255,6 @@ class MelodyRnnSettings(TrainingSettings):
     eval_every: int = 250
     hidden_dim: int = 256
     n_layers: int = 1
-    length: int = 256
-    min_label_count: int = 50
-    report_tunes: int = 50
 
 
 MELODY_RNN_SETTINGS = {"full": MelodyRnnSettings(),

@@ -15,8 +15,9 @@ from pathlib import Path
 import torch
 
 from .. import train
-from .common import TrainingSettings, _finish, pick_settings, run_identity
-from .rnn import condition_labels, melody_generation_report, melody_sequences, melody_step, melody_tunes, score_melody
+from .common import _finish, pick_settings, run_identity
+from .rnn import (MelodyDataSettings, condition_labels, melody_generation_report, melody_sequences, melody_step,
+                  melody_tunes, score_melody)
 
 
 def warmup_then_linear_decay(step: int, warmup_steps: int, n_steps: int, floor: float = 0.1) -> float:
@@ -32,11 +33,10 @@ def warmup_then_linear_decay(step: int, warmup_steps: int, n_steps: int, floor: 
 
 
 @dataclasses.dataclass(frozen=True)
-class MelodyTransformerSettings(TrainingSettings):
+class MelodyTransformerSettings(MelodyDataSettings):
     """Training settings of ``transformer-melody`` (defaults: full mode; `MELODY_TRANSFORMER_SETTINGS`
-    holds both presets). ``position``: ``"relative"`` or ``"absolute"``; ``length``,
-    ``min_label_count`` and ``report_tunes`` as in `recipes.rnn.MelodyRnnSettings`, with the same
-    values, so that both models see the same tokens.
+    holds both presets). ``position``: ``"relative"`` or ``"absolute"``; the data settings are those
+    of `recipes.rnn.MelodyDataSettings`, as for the melody RNN.
 
     Chapter: notebooks/05_transformer.ipynb
     """
@@ -53,9 +53,6 @@ class MelodyTransformerSettings(TrainingSettings):
     dropout: float = 0.1
     position: str = "relative"
     max_distance: int = 256
-    length: int = 256
-    min_label_count: int = 50
-    report_tunes: int = 50
 
 
 MELODY_TRANSFORMER_SETTINGS = {
