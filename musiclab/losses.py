@@ -505,7 +505,7 @@ def diffusion_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     `diffusion_elbo_weight` set to 1. It is also denoising score matching: the score of
     q(x_t | x_0) is -eps / sqrt(1 - a), so eps_hat / sqrt(1 - a) estimates -grad log q(x_t), and the
     loss is the score-matching loss weighted by (1 - a). With target v = sqrt(a) eps - sqrt(1 - a) x_0
-    (`models.diffusion.prediction_target`) the same minimiser, E[x_0 | x_t], is reached with the
+    (`models.diffusion_process.prediction_target`) the same minimiser, E[x_0 | x_t], is reached with the
     weight a / (1 - a) + 1 = 1 / (1 - a) on the x_0 error, i.e. (1 + SNR).
 
     Parameters

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from musiclab import losses
-from musiclab.models import diffusion, gan
+from musiclab.models import diffusion, diffusion_process, gan
 
-ALPHA_BAR = diffusion.cosine_alpha_bar(1000)
+ALPHA_BAR = diffusion_process.cosine_alpha_bar(1000)
 
 
 def test_cosine_schedule_runs_from_data_to_noise():
@@ -30,7 +30,7 @@ def test_closed_form_matches_iterating_the_chain(t):
     x = x0.clone()
     for k in range(t):
         x = (1 - betas[k]).sqrt() * x + betas[k].sqrt() * torch.randn(x.shape, generator=rng, dtype=torch.float64)
-    closed = diffusion.q_sample(x0, ALPHA_BAR[t], torch.randn(x0.shape, generator=rng, dtype=torch.float64))
+    closed = diffusion_process.q_sample(x0, ALPHA_BAR[t], torch.randn(x0.shape, generator=rng, dtype=torch.float64))
     for moment in (1, 2, 3):
         standard_error = ((x**moment).var() / len(x) + (closed**moment).var() / len(x)).sqrt().item()
         assert (x**moment).mean().item() == pytest.approx((closed**moment).mean().item(), abs=4 * standard_error)
@@ -50,23 +50,23 @@ def test_posterior_is_bayes_rule(t, s):
     prior_precision, likelihood_precision = 1 / (1 - a_s), alpha / (1 - alpha)  # the latter in x_s
     variance = 1 / (prior_precision + likelihood_precision)
     mean = variance * (prior_precision * a_s.sqrt() * x0 + (1 / (1 - alpha)) * alpha.sqrt() * x_t)
-    got_mean, got_var = diffusion.q_posterior(x0, x_t, a_t, a_s)
+    got_mean, got_var = diffusion_process.q_posterior(x0, x_t, a_t, a_s)
     torch.testing.assert_close(got_mean, mean)
     torch.testing.assert_close(got_var, variance)
 
 
-@pytest.mark.parametrize("prediction", diffusion.PREDICTIONS)
+@pytest.mark.parametrize("prediction", diffusion_process.PREDICTIONS)
 def test_conversions_round_trip(prediction):
     rng = torch.Generator().manual_seed(1)
     x0, eps = torch.randn(2, 2, 5, 7, generator=rng, dtype=torch.float64)
     a = ALPHA_BAR[torch.tensor([30, 700])][:, None, None]
-    x_t = diffusion.q_sample(x0, a, eps)
-    target = diffusion.prediction_target(x0, eps, a, prediction)
-    x0_hat, eps_hat = diffusion.split_prediction(x_t, target, a, prediction)
+    x_t = diffusion_process.q_sample(x0, a, eps)
+    target = diffusion_process.prediction_target(x0, eps, a, prediction)
+    x0_hat, eps_hat = diffusion_process.split_prediction(x_t, target, a, prediction)
     torch.testing.assert_close(x0_hat, x0)
     torch.testing.assert_close(eps_hat, eps)
     with pytest.raises(ValueError, match="prediction='score'"):
-        diffusion.prediction_target(x0, eps, a, "score")
+        diffusion_process.prediction_target(x0, eps, a, "score")
 
 
 def test_elbo_weight_is_the_kl_of_two_posteriors():
@@ -74,11 +74,11 @@ def test_elbo_weight_is_the_kl_of_two_posteriors():
     t, s = torch.tensor(200), torch.tensor(199)
     a_t, a_s = ALPHA_BAR[t], ALPHA_BAR[s]
     x0, eps = torch.tensor([0.3], dtype=torch.float64), torch.tensor([0.8], dtype=torch.float64)
-    x_t = diffusion.q_sample(x0, a_t, eps)
+    x_t = diffusion_process.q_sample(x0, a_t, eps)
     eps_hat = eps + 0.1
-    x0_hat, _ = diffusion.split_prediction(x_t, eps_hat, a_t, "eps")
-    mean, variance = diffusion.q_posterior(x0, x_t, a_t, a_s)
-    mean_hat, _ = diffusion.q_posterior(x0_hat, x_t, a_t, a_s)
+    x0_hat, _ = diffusion_process.split_prediction(x_t, eps_hat, a_t, "eps")
+    mean, variance = diffusion_process.q_posterior(x0, x_t, a_t, a_s)
+    mean_hat, _ = diffusion_process.q_posterior(x0_hat, x_t, a_t, a_s)
     kl = losses.gaussian_kl_per_dim(mean, variance.log().expand(1), mean_hat, variance.log())
     weight = losses.diffusion_elbo_weight(a_t, a_s)
     assert kl.item() == pytest.approx((weight * 0.1**2).item(), rel=1e-9)
@@ -91,7 +91,7 @@ MIXTURE = (torch.tensor([0.3, 0.7], dtype=torch.float64), torch.tensor([-1.5, 1.
 
 
 def _optimal_estimate(x_t, t):
-    x0_hat = diffusion.optimal_gaussian_mixture_x0(x_t, ALPHA_BAR[t], *MIXTURE)
+    x0_hat = diffusion_process.optimal_gaussian_mixture_x0(x_t, ALPHA_BAR[t], *MIXTURE)
     a = ALPHA_BAR[t]
     return x0_hat, (x_t - a.sqrt() * x0_hat) / (1 - a).sqrt()
 
@@ -103,7 +103,7 @@ def test_samplers_with_the_optimal_denoiser_reproduce_the_data(sampler, n_steps)
     weights_, means, stds = MIXTURE
     rng = torch.Generator().manual_seed(2)
     x_T = torch.randn(40_000, generator=rng, dtype=torch.float64)
-    x0 = diffusion.sample(_optimal_estimate, x_T, ALPHA_BAR, n_steps, sampler, rng)
+    x0 = diffusion_process.sample(_optimal_estimate, x_T, ALPHA_BAR, n_steps, sampler, rng)
     mean = (weights_ * means).sum()
     variance = (weights_ * (stds**2 + means**2)).sum() - mean**2
     assert x0.mean().item() == pytest.approx(mean.item(), abs=0.03)
@@ -114,17 +114,17 @@ def test_samplers_with_the_optimal_denoiser_reproduce_the_data(sampler, n_steps)
 def test_the_check_can_fail_a_wrong_denoiser():
     """The same DDIM run with the denoiser of a shifted mixture misses the mean."""
     shifted = (MIXTURE[0], MIXTURE[1] + 0.5, MIXTURE[2])
-    estimate = lambda x_t, t: diffusion.split_prediction(
-        x_t, diffusion.optimal_gaussian_mixture_x0(x_t, ALPHA_BAR[t], *shifted), ALPHA_BAR[t], "x0")
-    x0 = diffusion.sample(estimate, torch.randn(10_000, dtype=torch.float64), ALPHA_BAR, 50)
+    estimate = lambda x_t, t: diffusion_process.split_prediction(
+        x_t, diffusion_process.optimal_gaussian_mixture_x0(x_t, ALPHA_BAR[t], *shifted), ALPHA_BAR[t], "x0")
+    x0 = diffusion_process.sample(estimate, torch.randn(10_000, dtype=torch.float64), ALPHA_BAR, 50)
     assert abs(x0.mean().item() - (MIXTURE[0] * MIXTURE[1]).sum().item()) > 0.4
 
 
 def test_guidance_scale_one_is_the_conditional_model_and_extrapolates_beyond():
     c, u = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 1.0])
-    torch.testing.assert_close(diffusion.guide(c, u, 1.0), c)
-    torch.testing.assert_close(diffusion.guide(c, u, 0.0), u)
-    torch.testing.assert_close(diffusion.guide(c, u, 3.0), torch.tensor([3.0, 4.0]))
+    torch.testing.assert_close(diffusion_process.guide(c, u, 1.0), c)
+    torch.testing.assert_close(diffusion_process.guide(c, u, 0.0), u)
+    torch.testing.assert_close(diffusion_process.guide(c, u, 3.0), torch.tensor([3.0, 4.0]))
 
 
 def test_diffusion_loss_is_zero_only_at_the_target():

@@ -49,7 +49,7 @@ def diffusion_step(model, ema=None, ema_decay: float = 0.999, p_unconditional: f
 
     Chapter: notebooks/04_diffusion.ipynb
     """
-    from ..models import diffusion
+    from ..models import diffusion_process
 
     config = model.config
 
@@ -63,8 +63,9 @@ def diffusion_step(model, ema=None, ema_decay: float = 0.999, p_unconditional: f
         drop = torch.rand(len(x), device=x.device) < p_unconditional
         program_index = program_index.masked_fill(drop, len(config.programs))
         pitch_index = pitch_index.masked_fill(drop, len(config.pitches))
-        output = model.denoiser(diffusion.q_sample(z0, alpha_bar, noise), t, program_index, pitch_index)
-        loss = losses.diffusion_loss(output, diffusion.prediction_target(z0, noise, alpha_bar, config.prediction))
+        output = model.denoiser(diffusion_process.q_sample(z0, alpha_bar, noise), t, program_index, pitch_index)
+        target = diffusion_process.prediction_target(z0, noise, alpha_bar, config.prediction)
+        loss = losses.diffusion_loss(output, target)
         update(loss)
         if ema is not None:
             with torch.no_grad():
