@@ -192,15 +192,22 @@ def write_lab_edition(notebooks, out_dir) -> list[Path]:
 
     Chapter: book/intro.md
     """
+    return _write_editions(notebooks, out_dir, lab_edition, keep_newer=True)
+
+
+def _write_editions(notebooks, out_dir, make_edition, keep_newer: bool = False) -> list[Path]:
+    """Write ``make_edition(notebook)`` of each notebook in ``notebooks`` (paths) to ``out_dir``
+    under its own name (with ``keep_newer``, not over a copy newer than its source); a
+    BadInputError names the notebook. Returns the paths written."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in map(Path, notebooks):
         target = out_dir / path.name
-        if target.exists() and target.stat().st_mtime >= path.stat().st_mtime:
+        if keep_newer and target.exists() and target.stat().st_mtime >= path.stat().st_mtime:
             continue
         try:
-            edition = lab_edition(_read(path))
+            edition = make_edition(_read(path))
         except BadInputError as error:
             raise BadInputError(f"{path}: {error}") from None
         _write(target, edition)
@@ -288,14 +295,4 @@ def strip_solutions(notebook: dict) -> dict:
 def write_student_edition(notebooks, out_dir) -> list[Path]:
     """Write the `lab_edition` of each notebook in ``notebooks`` (paths) to ``out_dir`` without its
     solutions; return the paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in map(Path, notebooks):
-        try:
-            student = lab_edition(strip_solutions(_read(path)))
-        except BadInputError as error:
-            raise BadInputError(f"{path}: {error}") from None
-        _write(out_dir / path.name, student)
-        written.append(out_dir / path.name)
-    return written
+    return _write_editions(notebooks, out_dir, lambda notebook: lab_edition(strip_solutions(notebook)))

@@ -156,12 +156,19 @@ def command_info(args) -> int:
     return 0
 
 
+def _chapter_notebooks(folder) -> list[Path]:
+    """The notebooks in ``folder``, sorted; an empty list (and a message) when there are none."""
+    notebooks = sorted(Path(folder).glob("*.ipynb"))
+    if not notebooks:
+        print(f"{folder}: no notebooks (.ipynb) there", file=sys.stderr)
+    return notebooks
+
+
 def command_student(args) -> int:
     from . import book
 
-    notebooks = sorted(Path(args.notebooks).glob("*.ipynb"))
+    notebooks = _chapter_notebooks(args.notebooks)
     if not notebooks:
-        print(f"{args.notebooks}: no notebooks (.ipynb) there", file=sys.stderr)
         return 2
     for path in book.write_student_edition(notebooks, args.out):
         print(path)
@@ -171,9 +178,8 @@ def command_student(args) -> int:
 def command_lab_edition(args) -> int:
     from . import book
 
-    notebooks = sorted(Path(args.notebooks).glob("*.ipynb"))
+    notebooks = _chapter_notebooks(args.notebooks)
     if not notebooks:
-        print(f"{args.notebooks}: no notebooks (.ipynb) there", file=sys.stderr)
         return 2
     written = book.write_lab_edition(notebooks, args.out)
     print(f"{args.out}: {len(written)} notebooks written, {len(notebooks) - len(written)} kept (newer than their source)")
