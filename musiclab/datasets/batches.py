@@ -11,6 +11,20 @@ from .. import symbolic
 from ..errors import BadInputError
 
 
+def _shift_options(transpose, low, high, lowest, highest) -> tuple[np.ndarray, np.ndarray]:
+    """The shifts of ``transpose`` (only 0 for None) and which of them keep each item's range
+    ``[low, high]`` [shape=(N,)] inside ``[lowest, highest]``: ``(shifts [shape=(S,)], allowed
+    [shape=(N, S)])``."""
+    shifts = np.array(sorted(transpose) if transpose is not None else [0], dtype=np.int64)
+    return shifts, (low[:, None] + shifts >= lowest) & (high[:, None] + shifts <= highest)
+
+
+def _draw_shift(shifts: np.ndarray, allowed: np.ndarray) -> int | None:
+    """One of the ``allowed`` ``shifts``, drawn uniformly with torch's generator; None if none is."""
+    options = np.flatnonzero(allowed)
+    return int(shifts[options[torch.randint(len(options), ()).item()]]) if options.size else None
+
+
 class GridSliceDataset(torch.utils.data.Dataset):
     """Windows of ``n_bars`` bars cut from tunes' grids, randomly transposed at each access.
 
@@ -29,21 +43,19 @@ class GridSliceDataset(torch.utils.data.Dataset):
         width = n_bars * steps_per_bar
         self.windows = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)
         self.tune_index = np.repeat(np.arange(len(parts)), [len(p) for p in parts])  # window -> tune
-        self.shifts = np.array(sorted(transpose) if transpose is not None else [0], dtype=np.int64)
         has_note = self.windows >= 2
         low = np.where(has_note, self.windows, 10 ** 6).min(axis=1, initial=10 ** 6) + symbolic.PITCH_LOW - 2
         high = np.where(has_note, self.windows, -1).max(axis=1, initial=-1) + symbolic.PITCH_LOW - 2
-        self.allowed = ((low[:, None] + self.shifts >= symbolic.PITCH_LOW)  # [window, shift] keeps the range
-                        & (high[:, None] + self.shifts <= symbolic.PITCH_HIGH))
+        self.shifts, self.allowed = _shift_options(transpose, low, high, symbolic.PITCH_LOW, symbolic.PITCH_HIGH)
 
     def __len__(self) -> int:
         return len(self.windows)
 
     def __getitem__(self, i: int) -> torch.Tensor:
         window = torch.from_numpy(self.windows[i].copy())
-        options = np.flatnonzero(self.allowed[i])
-        if options.size:
-            window[window >= 2] += int(self.shifts[options[torch.randint(len(options), ()).item()]])
+        shift = _draw_shift(self.shifts, self.allowed[i])
+        if shift is not None:
+            window[window >= 2] += shift
         return window
 
 
@@ -59,21 +71,17 @@ class TransposedRolls(torch.utils.data.Dataset):
 
     def __init__(self, rolls, transpose=range(-6, 7)):
         self.rolls = [np.asarray(r) for r in rolls]
-        self.shifts = np.array(sorted(transpose) if transpose is not None else [0], dtype=np.int64)
         used = [np.flatnonzero(r.any(axis=0)) for r in self.rolls]
         low = np.array([k[0] if k.size else 0 for k in used])
         high = np.array([k[-1] if k.size else 0 for k in used])
-        width = np.array([r.shape[1] for r in self.rolls])
-        self.allowed = ((low[:, None] + self.shifts >= 0)  # [roll, shift] keeps every key inside
-                        & (high[:, None] + self.shifts < width[:, None]))
+        last_key = np.array([r.shape[1] - 1 for r in self.rolls])[:, None]
+        self.shifts, self.allowed = _shift_options(transpose, low, high, 0, last_key)
 
     def __len__(self) -> int:
         return len(self.rolls)
 
     def __getitem__(self, i: int) -> np.ndarray:
-        options = np.flatnonzero(self.allowed[i])
-        shift = int(self.shifts[options[torch.randint(len(options), ()).item()]]) if options.size else 0
-        return symbolic.transpose_pianoroll(self.rolls[i], shift)
+        return symbolic.transpose_pianoroll(self.rolls[i], _draw_shift(self.shifts, self.allowed[i]) or 0)
 
 
 def next_token_windows(tunes, context_len: int) -> tuple[torch.Tensor, torch.Tensor]:
