@@ -1,4 +1,4 @@
-"""Chapter 7 figures: the shipped CycleGANs measured on held-out tunes, and widget interaction times.
+"""Chapter 9 figures: the shipped CycleGANs measured on held-out tunes, and widget interaction times.
 
     MUSICLAB_MODE=full OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_cyclegan.py
 

@@ -1,4 +1,4 @@
-"""Chapter 10: evaluating an uploaded 32-bar tune (bar: at most 1 s on CPU), and the leaderboard.
+"""Chapter 12: evaluating an uploaded 32-bar tune (bar: at most 1 s on CPU), and the leaderboard.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_metrics.py                 # upload timings, transcription
     MUSICLAB_MODE=full OMP_NUM_THREADS=1 python benchmarks/bench_metrics.py --seed 2   # another draw of tunes
@@ -18,7 +18,7 @@ rendered at 120 qpm with the SoundFont on flute, piano, violin and guitar in tur
 and read back by `upload.read_piece`; `transcription.transcription_scores` against the true grid
 (onsets within one 16th-note step; pitch accuracy of the matched notes; share of sounding steps
 transcribed as sounding), with the tracker's time per 64 s of audio.
-The leaderboard is chapter 10's, at the mode's set size (30 quick, 300 full).
+The leaderboard is chapter 12's, at the mode's set size (30 quick, 300 full).
 """
 import argparse
 import time
@@ -132,7 +132,7 @@ def print_leaderboard(n: int, real_draws: int = 4, next_token_steps: int | None 
             index, embed),
         2: leaderboard.leaderboard(
             leaderboard.transposed_phrases(test_tunes, n, seed=0),
-            {"melody VAE prior (ch. 5)": leaderboard.vae_prior_samples(n, seed=0)},
+            {"melody VAE prior (ch. 6)": leaderboard.vae_prior_samples(n, seed=0)},
             [leaderboard.transposed_phrases(train_tunes, n, seed=k) for k in range(1, real_draws + 1)],
             index, embed)}
     print(f"| bars | set (N = {n}) | overlap | KL (nats) | Frechet (MTNN) | copy rate, 8 notes | notes per bar |")
@@ -147,7 +147,7 @@ def print_leaderboard(n: int, real_draws: int = 4, next_token_steps: int | None 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--leaderboard", action="store_true", help="compute chapter 10's leaderboard too")
+    parser.add_argument("--leaderboard", action="store_true", help="compute chapter 12's leaderboard too")
     parser.add_argument("--n", type=int, default=None, help="pieces per set (default 30 quick, 300 full)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0, help="draw of held-out tunes for the transcription check")

@@ -1,9 +1,9 @@
-"""Chapter 6 figures: style transfer with the melody VAE's attribute vectors, timbre morphs, widget time.
+"""Chapter 8 figures: style transfer with the melody VAE's attribute vectors, timbre morphs, widget time.
 
     MUSICLAB_MODE=full OMP_NUM_THREADS=1 python benchmarks/bench_style.py [--classifier PATH]
 
-Everything is measured on held-out data with the shipped melody and timbre VAEs (chapter 5) and the
-shipped style classifier (chapter 8, or ``--classifier``):
+Everything is measured on held-out data with the shipped melody and timbre VAEs (chapter 6) and the
+shipped style classifier (chapter 10, or ``--classifier``):
 
 - the classifier's region accuracy on held-out 2-bar (32-step) and 4-bar (64-step) windows, over
   all regions and between Chinese and Irish;
@@ -167,7 +167,7 @@ def timbre_morphs():
 
 
 def widget_interactions_ms(splits, melody, classifier, repeats: int = 20) -> dict:
-    """Median time of one interaction of chapter 6's widget, as the notebook does it: a new tune
+    """Median time of one interaction of chapter 8's widget, as the notebook does it: a new tune
     (both players made) and a strength move (the source's player reused)."""
     centroids = {r: style.latent_means(melody, windows_of(splits, "train", r, 2, 500)).mean(0) for r in ("Chinese", "Irish")}
     phrases = windows_of(splits, "test", "Chinese", 2, 50)

@@ -1,4 +1,4 @@
-"""Chapter 5 figures: the shipped VAEs measured on held-out data, and widget interaction times.
+"""Chapter 6 figures: the shipped VAEs measured on held-out data, and widget interaction times.
 
     MUSICLAB_MODE=full python benchmarks/bench_vae.py [--melody PATH] [--timbre PATH]
 

@@ -319,7 +319,7 @@ def log_spectral_distance_db(log_spec_a, log_spec_b, floor_db: float = -80.0) ->
     between inaudible bins do not count); then the RMS difference over the bins of each frame is
     averaged over the frames: ``mean_t sqrt(mean_f (A_ft - B_ft)^2)``. Shapes must match.
 
-    Chapter: notebooks/07_style_transfer_gan.ipynb
+    Chapter: notebooks/09_style_transfer_gan.ipynb
     """
     a, b = _as_array(log_spec_a, "log_spec_a"), _as_array(log_spec_b, "log_spec_b")
     if a.shape != b.shape or a.ndim != 2:

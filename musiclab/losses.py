@@ -286,7 +286,7 @@ def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: torch.
     mu, logvar : Tensor [shape=(B, D)], the posterior's means and log-variances
     prior_mu, prior_logvar : float or Tensor broadcastable to ``mu``
 
-    Chapter: notebooks/05_vae.ipynb
+    Chapter: notebooks/06_vae.ipynb
     """
     prior_mu = torch.as_tensor(prior_mu, dtype=mu.dtype, device=mu.device)
     prior_logvar = torch.as_tensor(prior_logvar, dtype=mu.dtype, device=mu.device)
@@ -296,7 +296,7 @@ def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: torch.
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(q(z|x) || N(0, I)) summed over the latent dimensions, averaged over the batch, in nats.
 
-    Chapter: notebooks/05_vae.ipynb
+    Chapter: notebooks/06_vae.ipynb
     """
     return gaussian_kl_per_dim(mu, logvar).sum(-1).mean()
 
@@ -307,7 +307,7 @@ def free_bits_kl(mu: torch.Tensor, logvar: torch.Tensor, free_nats: float) -> to
     KL is summed over dimensions and averaged over the batch first (MusicVAE's variant); below the
     budget the KL has no gradient, so the optimiser is not pushed to close the posterior onto the prior.
 
-    Chapter: notebooks/05_vae.ipynb
+    Chapter: notebooks/06_vae.ipynb
     """
     return torch.clamp(gaussian_kl(mu, logvar) - free_nats, min=0.0)
 
@@ -320,7 +320,7 @@ def negative_elbo(reconstruction_nll: torch.Tensor, kl: torch.Tensor, beta: floa
     beta = 1 it is the negative ELBO, an upper bound on -log p(x). There is no discriminator term:
     E[log D(x)] + E[log(1 - D(G(z)))] is the GAN's value function, not part of the ELBO.
 
-    Chapter: notebooks/05_vae.ipynb
+    Chapter: notebooks/06_vae.ipynb
     """
     return reconstruction_nll + beta * kl
 
@@ -328,7 +328,7 @@ def negative_elbo(reconstruction_nll: torch.Tensor, kl: torch.Tensor, beta: floa
 def kl_weight(step: int, warmup_steps: int, beta: float = 1.0) -> float:
     """KL annealing: the KL weight rises linearly from 0 to ``beta`` over ``warmup_steps`` steps.
 
-    Chapter: notebooks/05_vae.ipynb
+    Chapter: notebooks/06_vae.ipynb
     """
     if warmup_steps <= 0:
         return beta
@@ -355,7 +355,7 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_ind
     logits : Tensor [shape=(N, K)] or [shape=(N, T, K)]
     targets : LongTensor [shape=(N,)] or [shape=(N, T)], values in [0, K) or ``ignore_index``
 
-    Chapter: notebooks/08_multitask_evaluation.ipynb
+    Chapter: notebooks/10_multitask_evaluation.ipynb
     """
     logits, targets = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
     labelled = targets != ignore_index
@@ -367,7 +367,7 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_ind
 def weighted_task_loss(task_losses: dict, weights: dict | None = None) -> torch.Tensor:
     """L = sum_i w_i L_i over the tasks (w_i = 1 for a task missing from ``weights``).
 
-    Chapter: notebooks/08_multitask_evaluation.ipynb
+    Chapter: notebooks/10_multitask_evaluation.ipynb
     """
     weights = weights or {}
     return sum(weights.get(task, 1.0) * loss for task, loss in task_losses.items())
@@ -394,7 +394,7 @@ def uncertainty_weighted_loss(task_losses: dict, log_variances: dict, regression
     log_variances : dict task -> scalar Tensor s_i (a learnable parameter)
     regression : the tasks whose loss is a squared error; all others are classification
 
-    Chapter: notebooks/08_multitask_evaluation.ipynb
+    Chapter: notebooks/10_multitask_evaluation.ipynb
     """
     return sum((0.5 if task in regression else 1.0) * torch.exp(-log_variances[task]) * loss
                + 0.5 * log_variances[task] for task, loss in task_losses.items())
@@ -406,7 +406,7 @@ def scaled_softmax_nll(logits: torch.Tensor, targets: torch.Tensor, log_variance
     `uncertainty_weighted_loss` uses the approximation exp(-s) CE(f) + s / 2 of this; the chapter
     compares the two numerically.
 
-    Chapter: notebooks/08_multitask_evaluation.ipynb
+    Chapter: notebooks/10_multitask_evaluation.ipynb
     """
     return F.cross_entropy(logits * torch.exp(-log_variance), targets)
 
@@ -438,7 +438,7 @@ def cycle_consistency_loss(x_a: torch.Tensor, x_a_cycled: torch.Tensor, x_b: tor
       original tokens ``x_*`` [shape=(B, T)] under the cycled logits ``x_*_cycled`` [shape=(B, K, T)],
       i.e. -log p(a | F(G(a))): the likelihood version of "return the input".
 
-    Chapter: notebooks/07_style_transfer_gan.ipynb
+    Chapter: notebooks/09_style_transfer_gan.ipynb
     """
     return _distance(x_a, x_a_cycled, distance) + _distance(x_b, x_b_cycled, distance)
 
@@ -450,7 +450,7 @@ def identity_loss(x_a: torch.Tensor, f_of_a: torch.Tensor, x_b: torch.Tensor, g_
     Same ``distance`` choices as `cycle_consistency_loss`. Without it nothing stops G from changing
     what both domains share (the colour of a photo, the loudness or pitch of a note).
 
-    Chapter: notebooks/07_style_transfer_gan.ipynb
+    Chapter: notebooks/09_style_transfer_gan.ipynb
     """
     return _distance(x_a, f_of_a, distance) + _distance(x_b, g_of_b, distance)
 
@@ -464,7 +464,7 @@ def cyclegan_generator_loss(fake_scores_b: torch.Tensor, fake_scores_a: torch.Te
     D_B's scores of G(a) and ``fake_scores_a`` D_A's scores of F(b). The paper's defaults are
     lambda_cyc = 10 and lambda_id = 0.5 lambda_cyc.
 
-    Chapter: notebooks/07_style_transfer_gan.ipynb
+    Chapter: notebooks/09_style_transfer_gan.ipynb
     """
     return (hinge_generator_loss(fake_scores_b) + hinge_generator_loss(fake_scores_a)
             + lambda_cycle * cycle + lambda_identity * identity)

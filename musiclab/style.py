@@ -9,7 +9,7 @@ note-on ``2 + pitch - 36``):
 - **transfer strength** (Brunner et al. 2018): the probability a style classifier trained on real
   tunes only gives to the target style (`transfer_strength`).
 
-Chapter: notebooks/06_style_transfer_vae.ipynb
+Chapter: notebooks/08_style_transfer_vae.ipynb
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def onset_agreement(source, transferred) -> float:
     source, transferred : ndarray [shape=(T,)]
         Event grids of the same length.
 
-    Chapter: notebooks/06_style_transfer_vae.ipynb
+    Chapter: notebooks/08_style_transfer_vae.ipynb
     """
     source, transferred = _check_pair(source, transferred)
     on_s, on_x = source >= 2, transferred >= 2
@@ -81,7 +81,7 @@ def contour_agreement(source, transferred) -> float:
     source, transferred : ndarray [shape=(T,)]
         Event grids of the same length.
 
-    Chapter: notebooks/06_style_transfer_vae.ipynb
+    Chapter: notebooks/08_style_transfer_vae.ipynb
     """
     source, transferred = _check_pair(source, transferred)
     onsets = np.flatnonzero(source >= 2)
@@ -107,7 +107,7 @@ def content_preservation(sources, transferred) -> dict:
     dict with ``onset_agreement`` (mean over N), ``contour_agreement`` (mean over the rows whose
     source has at least two notes) and ``n``.
 
-    Chapter: notebooks/06_style_transfer_vae.ipynb
+    Chapter: notebooks/08_style_transfer_vae.ipynb
     """
     sources, transferred = np.asarray(sources), np.asarray(transferred)
     if sources.ndim != 2 or sources.shape != transferred.shape or len(sources) == 0:
@@ -144,7 +144,7 @@ def target_probabilities(grids, target: str, classifier=None, task: str = "regio
     :math:`P(\\text{target}) / (P(\\text{target}) + P(\\text{versus}))`: the two-domain judge of
     Brunner et al. 2018, whose genre classifier knew only the two domains of a transfer.
 
-    Chapter: notebooks/06_style_transfer_vae.ipynb
+    Chapter: notebooks/08_style_transfer_vae.ipynb
     """
     grids = _check_grids(grids)
     if classifier is None:
@@ -174,12 +174,12 @@ def transfer_strength(grids, target: str, classifier=None, task: str = "region",
     (see `target_probabilities`). Measure it on the sources too: the difference is what the
     transfer achieved.
 
-    Chapter: notebooks/06_style_transfer_vae.ipynb
+    Chapter: notebooks/08_style_transfer_vae.ipynb
     """
     return float(target_probabilities(grids, target, classifier, task, versus).mean())
 
 
-# Latent attribute vectors (chapter 6) ---------------------------------------------------------
+# Latent attribute vectors (chapter 8) ---------------------------------------------------------
 
 
 def split_phrases(grids, phrase_steps: int = 32) -> np.ndarray:
@@ -189,7 +189,7 @@ def split_phrases(grids, phrase_steps: int = 32) -> np.ndarray:
     does), so that every phrase stands on its own for the VAE; ``grids.reshape(N, -1)`` of the
     decoded phrases joins them back.
 
-    Chapter: notebooks/06_style_transfer_vae.ipynb
+    Chapter: notebooks/08_style_transfer_vae.ipynb
     """
     grids = np.asarray(grids)
     if grids.ndim != 2 or grids.shape[1] % phrase_steps:
@@ -217,7 +217,7 @@ def attribute_vector(model, tokens_with, tokens_without) -> torch.Tensor:
     [shape=(z_dim,)]. Adding :math:`\\alpha v` to a code moves it by :math:`\\alpha` times the
     average difference between the two groups.
 
-    Chapter: notebooks/06_style_transfer_vae.ipynb
+    Chapter: notebooks/08_style_transfer_vae.ipynb
     """
     if len(tokens_with) == 0 or len(tokens_without) == 0:
         raise BadInputError(f"attribute_vector: {len(tokens_with)} melodies with the attribute and "
@@ -232,7 +232,7 @@ def decode_moved(model, z, direction, alpha: float, batch_size: int = 2048) -> n
     every melody) or [shape=(N, z_dim)] (e.g. ``centroid - z``: then :math:`\\alpha \\in [0, 1]`
     interpolates each melody's code towards the centroid).
 
-    Chapter: notebooks/06_style_transfer_vae.ipynb
+    Chapter: notebooks/08_style_transfer_vae.ipynb
     """
     moved = torch.as_tensor(z) + float(alpha) * torch.as_tensor(direction)
     with torch.no_grad():
@@ -263,7 +263,7 @@ def transfer_curve(model, tokens, alphas, vector=None, centroid=None, target: st
     one dict per alpha: ``alpha``, ``onset_agreement``, ``contour_agreement``, ``n``, ``grids``
     [shape=(N, T)], and ``strength`` when ``target`` is given.
 
-    Chapter: notebooks/06_style_transfer_vae.ipynb
+    Chapter: notebooks/08_style_transfer_vae.ipynb
     """
     if (vector is None) == (centroid is None):
         raise BadInputError("transfer_curve: give exactly one of vector (attribute shift) or centroid")
@@ -286,7 +286,7 @@ def pick_operating_point(rows: list[dict], min_strength: float = 0.7, min_onset:
     strongest row that keeps ``min_onset`` (or, failing that too, the most faithful row).
     Pick it on validation melodies and report it on test melodies.
 
-    Chapter: notebooks/06_style_transfer_vae.ipynb
+    Chapter: notebooks/08_style_transfer_vae.ipynb
     """
     if not rows or any("strength" not in r for r in rows):
         raise BadInputError("pick_operating_point: needs transfer_curve rows measured with a target")
@@ -299,7 +299,7 @@ def pick_operating_point(rows: list[dict], min_strength: float = 0.7, min_onset:
     return max(rows, key=lambda r: r["onset_agreement"])
 
 
-# Timbre morphing (chapter 6) --------------------------------------------------------------------
+# Timbre morphing (chapter 8) --------------------------------------------------------------------
 
 
 def morph_progress(path, x_from, x_to) -> np.ndarray:
@@ -318,7 +318,7 @@ def morph_progress(path, x_from, x_to) -> np.ndarray:
     x_from, x_to : ndarray [shape=(...)]
         Same shape as one point of the path.
 
-    Chapter: notebooks/06_style_transfer_vae.ipynb
+    Chapter: notebooks/08_style_transfer_vae.ipynb
     """
     path, x_from, x_to = (np.asarray(a, dtype=np.float64) for a in (path, x_from, x_to))
     if path.ndim < 1 or path.shape[1:] != x_from.shape or x_from.shape != x_to.shape:

@@ -313,7 +313,7 @@ def _apply_lr_schedule(optimizers: dict, lr_schedule, step: int) -> None:
 def linear_decay(step: int, n_steps: int, floor: float = 0.0) -> float:
     """Learning-rate factor falling linearly from 1 at step 0 to 0 at ``n_steps``, held at ``floor``.
 
-    Chapter: notebooks/05_vae.ipynb
+    Chapter: notebooks/06_vae.ipynb
     """
     return max(floor, 1.0 - step / n_steps)
 
@@ -321,7 +321,7 @@ def linear_decay(step: int, n_steps: int, floor: float = 0.0) -> float:
 def constant_then_linear_decay(step: int, n_steps: int) -> float:
     """Learning-rate factor 1 for the first half of ``n_steps``, then linearly down to 0 (Zhu et al. 2017).
 
-    Chapter: notebooks/07_style_transfer_gan.ipynb
+    Chapter: notebooks/09_style_transfer_gan.ipynb
     """
     return min(1.0, 2.0 * (1.0 - step / n_steps))
 

@@ -1,4 +1,4 @@
-"""Chapter 7: the CycleGAN losses on hand-computable values, the log-spectral distance, the models'
+"""Chapter 9: the CycleGAN losses on hand-computable values, the log-spectral distance, the models'
 shapes, identity start and errors, the straight-through tokens, and the recipes' files."""
 import json
 import math

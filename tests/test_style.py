@@ -1,4 +1,4 @@
-"""Chapters 6-7: style-transfer measures on hand-computable grids, and their bad-input errors."""
+"""Chapters 8-9: style-transfer measures on hand-computable grids, and their bad-input errors."""
 import math
 from types import SimpleNamespace
 from typing import ClassVar
@@ -200,7 +200,7 @@ class IdentityEncoder:
 
 
 def test_attribute_vector_maps_one_gaussian_class_onto_the_other():
-    """Chapter 6's derivation: with a shared covariance, z + v for z ~ N(m_B, S) is N(m_A, S), and the
+    """Chapter 8's derivation: with a shared covariance, z + v for z ~ N(m_B, S) is N(m_A, S), and the
     Bayes log-odds rise by alpha * Delta^2, Delta^2 = v' S^-1 v."""
     g = np.random.default_rng(0)
     m_a, m_b = np.array([1.0, -0.5]), np.array([-0.5, 0.5])

@@ -1,4 +1,4 @@
-"""Chapter 5: the ELBO pieces against closed forms and Monte Carlo, and the VAEs' shapes and errors."""
+"""Chapter 6: the ELBO pieces against closed forms and Monte Carlo, and the VAEs' shapes and errors."""
 import math
 
 import numpy as np

@@ -17,7 +17,7 @@ straight-through one-hot (`hard_tokens`) is what the discriminator and the cycle
 The losses are in `musiclab.losses` (style-transfer section); step functions and recipes in
 `musiclab.recipes.cyclegan`.
 
-Chapter: notebooks/07_style_transfer_gan.ipynb
+Chapter: notebooks/09_style_transfer_gan.ipynb
 """
 from __future__ import annotations
 
@@ -203,6 +203,6 @@ def load_pretrained(name: str = "cyclegan-timbre", path=None) -> tuple[CycleGAN,
     (``musiclab/checkpoints/NAME.safetensors``) or your own trained ones at ``path``, checked by
     `weights.load_weights`. Returns ``(model in eval mode, sidecar)``.
 
-    Chapter: notebooks/07_style_transfer_gan.ipynb
+    Chapter: notebooks/09_style_transfer_gan.ipynb
     """
     return weights.load_family(name, CLASSES, path)

@@ -9,7 +9,7 @@
 Both return tensors, never a loss; the ELBO pieces are in `musiclab.losses` (VAE section), the
 step functions and recipes in `musiclab.recipes.vae` (``vae_melody_step``, ``train_vae_melody``, ...).
 
-Chapter: notebooks/05_vae.ipynb
+Chapter: notebooks/06_vae.ipynb
 """
 from __future__ import annotations
 
@@ -334,6 +334,6 @@ def load_pretrained(name: str = "vae-melody", path=None) -> tuple[MelodyVAE | Ti
     (``musiclab/checkpoints/NAME.safetensors``) or your own trained ones at ``path``, checked by
     `weights.load_weights`. Returns ``(model in eval mode, sidecar)``.
 
-    Chapter: notebooks/05_vae.ipynb
+    Chapter: notebooks/06_vae.ipynb
     """
     return weights.load_family(name, CLASSES, path)

@@ -47,7 +47,7 @@ from . import cyclegan, diffusion, evaluation, gan, next_token, recording, rnn, 
 def train_gan_or_recording_gan(out_dir="runs", steps: int | None = None, command: str = "", data=None,
                                progress: bool = True, restart: bool = False, **settings) -> dict:
     """``train gan``: the chapter-3 conditional GAN (`gan.train_gan`); with your recording
-    (``--data``), whose slices carry no instrument or pitch labels, chapter 11's single-condition
+    (``--data``), whose slices carry no instrument or pitch labels, chapter 13's single-condition
     version of the same GAN (`recording.train_recording_gan`, written as ``recording-gan``)."""
     if data is None:
         return gan.train_gan(out_dir, steps, command, progress=progress, restart=restart, **settings)
@@ -76,8 +76,8 @@ RECIPES = {
                   f"{RECORDINGS}; trains recording-gan"),
     "diffusion": Recipe(diffusion.train_diffusion, "conditional latent diffusion of the chapter-3 GAN's notes",
                         "not taken: trains on the chapter-3 SoundFont notes"),
-    "vae-melody": Recipe(vae.train_vae_melody, "chapter 5: VAE of 2-bar melodies (latent space, interpolation)", MELODIES),
-    "vae-timbre": Recipe(vae.train_vae_timbre, "chapter 5: VAE of one-shot note log-mels (timbre space)", RECORDINGS),
+    "vae-melody": Recipe(vae.train_vae_melody, "chapter 6: VAE of 2-bar melodies (latent space, interpolation)", MELODIES),
+    "vae-timbre": Recipe(vae.train_vae_timbre, "chapter 6: VAE of one-shot note log-mels (timbre space)", RECORDINGS),
     "melody-rnn": Recipe(rnn.train_melody, "chapter 4: LSTM language model of folk melodies, region and tune type",
                          MELODIES),
     "poly-rnn": Recipe(rnn.train_poly, "chapter 4: LSTM of piano rolls, independent notes per frame (chorales)",
@@ -91,15 +91,15 @@ RECIPES = {
     "transformer-melody": Recipe(transformer.train_transformer_melody,
                                  "Transformer language model of folk melodies (relative attention), on melody-rnn's data",
                                  MELODIES),
-    "recording-gan": Recipe(recording.train_recording_gan, "chapter 11: single-condition SpecGAN of slices of one recording",
+    "recording-gan": Recipe(recording.train_recording_gan, "chapter 13: single-condition SpecGAN of slices of one recording",
                             RECORDINGS),
-    "cyclegan-timbre": Recipe(cyclegan.train_cyclegan_timbre, "chapter 7: CycleGAN flute <-> clarinet on log-mels",
+    "cyclegan-timbre": Recipe(cyclegan.train_cyclegan_timbre, "chapter 9: CycleGAN flute <-> clarinet on log-mels",
                               f"{MELODIES}, rendered on both instruments"),
-    "cyclegan-symbolic": Recipe(cyclegan.train_cyclegan_symbolic, "chapter 7: CycleGAN between two regions' melody phrases",
+    "cyclegan-symbolic": Recipe(cyclegan.train_cyclegan_symbolic, "chapter 9: CycleGAN between two regions' melody phrases",
                                 "a folder with exactly two subfolders of melodies, the domains A and B"),
-    "mtnn": Recipe(evaluation.train_mtnn, "chapter 8: multi-task network (region, tune type, meter, mode) of melodies",
+    "mtnn": Recipe(evaluation.train_mtnn, "chapter 10: multi-task network (region, tune type, meter, mode) of melodies",
                    f"{CLASSES}: your classes as the style task"),
-    "rnn-evaluator": Recipe(evaluation.train_rnn_evaluator, "chapter 9: GRU evaluator, a prediction after every step read",
+    "rnn-evaluator": Recipe(evaluation.train_rnn_evaluator, "chapter 11: GRU evaluator, a prediction after every step read",
                             f"{CLASSES}: your classes as the style task"),
 }
 

@@ -1,6 +1,6 @@
-"""The chapter-7 CycleGANs: ``python -m musiclab train cyclegan-timbre | cyclegan-symbolic``.
+"""The chapter-9 CycleGANs: ``python -m musiclab train cyclegan-timbre | cyclegan-symbolic``.
 
-Chapter: notebooks/07_style_transfer_gan.ipynb
+Chapter: notebooks/09_style_transfer_gan.ipynb
 """
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ class CycleGanTimbreSettings(TrainingSettings):
     (`train.constant_then_linear_decay`); ``train_tunes``, ``valid_pairs``, ``test_tunes``: tunes
     spread over each split; ``max_quarters``: the opening rendered of each tune.
 
-    Chapter: notebooks/07_style_transfer_gan.ipynb
+    Chapter: notebooks/09_style_transfer_gan.ipynb
     """
 
     steps: int = 2000
@@ -126,7 +126,7 @@ class CycleGanSymbolicSettings(TrainingSettings):
     both presets). Learning rate as in `CycleGanTimbreSettings`; cycle and identity weights small
     (see `train_cyclegan_symbolic`).
 
-    Chapter: notebooks/07_style_transfer_gan.ipynb
+    Chapter: notebooks/09_style_transfer_gan.ipynb
     """
 
     steps: int = 2000
@@ -195,7 +195,7 @@ def score_timbre_transfer(model, pairs) -> dict:
 
 def train_cyclegan_timbre(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
                           data: str | None = None, melody: str = "single", restart: bool = False, **settings) -> dict:
-    """The chapter-7 timbre CycleGAN: flute <-> clarinet log-mels of *different* folk melodies.
+    """The chapter-9 timbre CycleGAN: flute <-> clarinet log-mels of *different* folk melodies.
     ``settings``: fields of `CycleGanTimbreSettings` to change (e.g. ``programs=(73, 40)``).
 
     Training: the train split's tunes (or the melody files in folder ``data``, see
@@ -267,7 +267,7 @@ def region_phrases(tunes, region: str, hop_bars: int = 2) -> np.ndarray:
 
 
 def score_symbolic_transfer(model, phrases_a, phrases_b, classifier=None, strength: bool = True) -> dict:
-    """Transfer strength (`style.transfer_strength`, the region classifier of chapter 8) and content
+    """Transfer strength (`style.transfer_strength`, the region classifier of chapter 10) and content
     preservation (`style.content_preservation`) of G on ``phrases_a`` and of F on ``phrases_b``.
 
     ``strength_before_*`` is the target region's probability on the untransformed phrases.
@@ -331,13 +331,13 @@ def _two_domains(data, melody: str = "single") -> tuple[dict, tuple[str, str], s
 
 def train_cyclegan_symbolic(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
                             data: str | None = None, melody: str = "single", restart: bool = False, **settings) -> dict:
-    """The chapter-7 symbolic CycleGAN: 4-bar phrases of two regions' folk melodies (unpaired by nature).
+    """The chapter-9 symbolic CycleGAN: 4-bar phrases of two regions' folk melodies (unpaired by nature).
     ``settings``: fields of `CycleGanSymbolicSettings` to change (e.g. ``regions=("Irish", "Chinese")``).
 
     Cycle and identity use the cross-entropy with small weights (``lambda_cycle`` 1, ``lambda_identity``
     0.1): with the audio model's 10 and 5 the generators learned to copy (0.5 % of steps changed in a
     quick run). Scored on the test split's phrases (hop 4 bars) with the shipped region classifier
-    (chapter 8).
+    (chapter 10).
 
     With ``data`` (a folder with exactly two subfolders of melody files, the domains A and B in name
     order, `_two_domains`) it trains on the train split of your files and reports content

@@ -1,6 +1,6 @@
-"""The chapter-5 melody and timbre VAEs: ``python -m musiclab train vae-melody | vae-timbre``.
+"""The chapter-6 melody and timbre VAEs: ``python -m musiclab train vae-melody | vae-timbre``.
 
-Chapter: notebooks/05_vae.ipynb
+Chapter: notebooks/06_vae.ipynb
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class VaeMelodySettings(TrainingSettings):
     The learning rate decays linearly to ``lr_floor`` times its start over the run
     (`train.linear_decay`); the KL weight rises from 0 to ``beta`` over ``kl_warmup_steps``.
 
-    Chapter: notebooks/05_vae.ipynb
+    Chapter: notebooks/06_vae.ipynb
     """
 
     steps: int = 24000
@@ -83,7 +83,7 @@ VAE_MELODY_SETTINGS = {"full": VaeMelodySettings(),
 
 def train_vae_melody(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True, data=None,
                      melody: str = "single", restart: bool = False, **settings) -> dict:
-    """The chapter-5 melody VAE on 2-bar slices of the folk melodies of all regions, or of the melody
+    """The chapter-6 melody VAE on 2-bar slices of the folk melodies of all regions, or of the melody
     files in folder ``data`` (see `datasets.user.read_melodies`, ``melody`` its rule for chords;
     their test split falls back to valid).
     ``settings``: fields of `VaeMelodySettings` to change (e.g. ``beta=0.2``)."""
@@ -182,7 +182,7 @@ def score_timbre(model, notes: dict, test: np.ndarray, k: int = 5) -> dict:
 class VaeTimbreSettings(TrainingSettings):
     """Training settings of ``vae-timbre`` (defaults: full mode; `VAE_TIMBRE_SETTINGS` holds both presets).
 
-    Chapter: notebooks/05_vae.ipynb
+    Chapter: notebooks/06_vae.ipynb
     """
 
     steps: int = 4000
@@ -202,7 +202,7 @@ VAE_TIMBRE_SETTINGS = {"full": VaeTimbreSettings(),
 
 def train_vae_timbre(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True, data=None,
                      restart: bool = False, **settings) -> dict:
-    """The chapter-5 timbre VAE on SoundFont one-shot notes of 8 instruments, or on 0.512 s segments of
+    """The chapter-6 timbre VAE on SoundFont one-shot notes of 8 instruments, or on 0.512 s segments of
     the recordings in ``data`` (see `datasets.user.read_audio_segments`; measured by the validation segments'
     reconstruction RMSE, as there are no instrument labels). ``settings``: fields of
     `VaeTimbreSettings` to change."""

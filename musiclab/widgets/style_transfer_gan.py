@@ -1,7 +1,7 @@
-"""Chapter 7's CycleGAN explorer: translate a tune's timbre (one instrument to the other) or its
+"""Chapter 9's CycleGAN explorer: translate a tune's timbre (one instrument to the other) or its
 opening phrase (one region to the other) at a chosen strength, see and hear it before and after.
 
-Chapter: notebooks/07_style_transfer_gan.ipynb
+Chapter: notebooks/09_style_transfer_gan.ipynb
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from ..models import cyclegan
 def grid_audio(grid, program: int = 0):
     """A grid [shape=(T,)] rendered to audio at ``audio.DEFAULT_SR`` (a short silence if it has no note).
 
-    Chapter: notebooks/07_style_transfer_gan.ipynb
+    Chapter: notebooks/09_style_transfer_gan.ipynb
     """
     notes = symbolic.grid_to_notes(np.asarray(grid))
     return audio.render_notes(notes, program=program) if notes else np.zeros(1600, np.float32)
@@ -30,7 +30,7 @@ def grid_audio(grid, program: int = 0):
 def phrase_figure(grids, titles, colors):
     """4-bar phrases [each shape=(64,)] as piano rolls side by side, one title and colour each.
 
-    Chapter: notebooks/07_style_transfer_gan.ipynb
+    Chapter: notebooks/09_style_transfer_gan.ipynb
     """
     fig, axes = plt.subplots(1, len(grids), figsize=(3.8 * len(grids), 2.3), squeeze=False)
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.2, top=0.87, wspace=0.25)
@@ -43,7 +43,7 @@ def phrase_figure(grids, titles, colors):
 def quick_spectrograms(log_mels, titles):
     """Log-mels [each shape=(n_mels, T)] side by side, drawn with plain imshow (fast enough for an interaction).
 
-    Chapter: notebooks/07_style_transfer_gan.ipynb
+    Chapter: notebooks/09_style_transfer_gan.ipynb
     """
     fig, axes = plt.subplots(1, len(log_mels), figsize=(7.4, 2.2), sharey=True)
     fig.subplots_adjust(left=0.08, right=0.99, bottom=0.22, top=0.87, wspace=0.06)
@@ -64,7 +64,7 @@ def opening_phrase(notes):
     """The first 4-bar phrase [shape=(64,)] of a melody that `symbolic.slice_grid` accepts (as in
     training), else its opening, padded with rests.
 
-    Chapter: notebooks/07_style_transfer_gan.ipynb
+    Chapter: notebooks/09_style_transfer_gan.ipynb
     """
     grid = symbolic.notes_to_grid(from_first_note(notes))
     phrases = symbolic.slice_grid(grid, recipes.cyclegan.PHRASE_BARS)
@@ -79,9 +79,9 @@ class CycleTransfer:
     ----------
     timbre_model : the timbre CycleGAN (log-mels of instrument A <-> instrument B).
     symbolic_model : the symbolic CycleGAN (4-bar phrases of region A <-> region B).
-    classifier : the style classifier (chapter 8) that measures the region.
+    classifier : the style classifier (chapter 10) that measures the region.
 
-    Chapter: notebooks/07_style_transfer_gan.ipynb
+    Chapter: notebooks/09_style_transfer_gan.ipynb
     """
 
     timbre_model: object
@@ -99,7 +99,7 @@ class CycleTransfer:
     def timbre_view(self, notes, direction: str = "a_to_b", strength: float = 1.0):
         """Input and output (strength s) for the tune's opening, scored against the truth: (figure, audio, text).
 
-        Chapter: notebooks/07_style_transfer_gan.ipynb
+        Chapter: notebooks/09_style_transfer_gan.ipynb
         """
         notes = from_first_note(notes)
         program_a, program_b = self.programs
@@ -115,7 +115,7 @@ class CycleTransfer:
     def melody_view(self, grid, direction: str = "a_to_b", strength: float = 1.0):
         """Source and translated 4-bar phrase [shape=(64,)] at ``strength``: returns (figure, audio, text).
 
-        Chapter: notebooks/07_style_transfer_gan.ipynb
+        Chapter: notebooks/09_style_transfer_gan.ipynb
         """
         region_a, region_b = self.regions
         target = region_b if direction == "a_to_b" else region_a
@@ -145,7 +145,7 @@ def transfer_explorer(transfer: CycleTransfer, tunes, upload_dir: Path):
     tunes : the tunes to pick from.
     upload_dir : folder an uploaded file is written to before it is read.
 
-    Chapter: notebooks/07_style_transfer_gan.ipynb
+    Chapter: notebooks/09_style_transfer_gan.ipynb
     """
     import ipywidgets as w
 

@@ -1,7 +1,7 @@
-"""Chapter 6's phrase-transfer explorer: move a 2-bar phrase's VAE code towards a region, a mode or
+"""Chapter 8's phrase-transfer explorer: move a 2-bar phrase's VAE code towards a region, a mode or
 a density, see and hear it before and after.
 
-Chapter: notebooks/06_style_transfer_vae.ipynb
+Chapter: notebooks/08_style_transfer_vae.ipynb
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ PROGRAM = 73  # the flute the chapter renders every phrase on
 def grid_audio(grid, program: int = PROGRAM):
     """A grid [shape=(T,)] rendered to audio at ``audio.DEFAULT_SR``.
 
-    Chapter: notebooks/06_style_transfer_vae.ipynb
+    Chapter: notebooks/08_style_transfer_vae.ipynb
     """
     return audio.render_notes(symbolic.grid_to_notes(np.asarray(grid)), program=program)
 
@@ -34,12 +34,12 @@ class PhraseTransfer:
     Parameters
     ----------
     melody_vae : the melody VAE (2-bar phrases).
-    classifier : the style classifier (chapter 8) that measures region and mode.
+    classifier : the style classifier (chapter 10) that measures region and mode.
     region_centroids : dict, region -> mean latent code [shape=(z_dim,)].
     mode_vectors : dict, "minor"/"major" -> latent direction [shape=(z_dim,)] (learned in C).
     density_vectors : dict, "more notes"/"fewer notes" -> latent direction [shape=(z_dim,)].
 
-    Chapter: notebooks/06_style_transfer_vae.ipynb
+    Chapter: notebooks/08_style_transfer_vae.ipynb
     """
 
     melody_vae: object
@@ -63,7 +63,7 @@ class PhraseTransfer:
         Returns the moved phrase [shape=(32,)], a description of what was measured before and after
         (two strings), and the content measures ``{"onset": float, "contour": float}``.
 
-        Chapter: notebooks/06_style_transfer_vae.ipynb
+        Chapter: notebooks/08_style_transfer_vae.ipynb
         """
         phrase = np.asarray(phrase)
         if target in self.mode_vectors:
@@ -106,7 +106,7 @@ class PhraseTransfer:
 
         A plain figure: constrained layout costs 100 ms per interaction.
 
-        Chapter: notebooks/06_style_transfer_vae.ipynb
+        Chapter: notebooks/08_style_transfer_vae.ipynb
         """
         after, measured, kept = self.transfer(phrase, target, alpha, source_region, key)
         fig, axes = plt.subplots(1, 2, figsize=(9, 2.3), sharey=True)
@@ -122,7 +122,7 @@ class PhraseTransfer:
 def phrases_from_upload(item: dict):
     """The 2-bar phrases [shape=(N, 32)] of an uploaded MIDI/ABC file (read by musiclab.datasets.user, errors named).
 
-    Chapter: notebooks/06_style_transfer_vae.ipynb
+    Chapter: notebooks/08_style_transfer_vae.ipynb
     """
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / Path(item["name"]).name
@@ -145,7 +145,7 @@ def transfer_explorer(transfer: PhraseTransfer, tunes):
     transfer : PhraseTransfer, the moves the explorer offers.
     tunes : the tunes to pick from (the first 300 with a 2-bar phrase are offered).
 
-    Chapter: notebooks/06_style_transfer_vae.ipynb
+    Chapter: notebooks/08_style_transfer_vae.ipynb
     """
     import ipywidgets as w
 
