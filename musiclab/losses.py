@@ -535,7 +535,7 @@ def _stft_magnitude(y: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tenso
 def multiscale_spectral_terms(y_pred: torch.Tensor, y_true: torch.Tensor,
                               n_ffts: tuple = (2048, 1024, 512, 256, 128, 64), overlap: float = 0.75,
                               linear_weight: float = 1.0, log_weight: float = 1.0,
-                              eps: float = 1e-7) -> torch.Tensor:
+                              eps: float = 1e-5) -> torch.Tensor:
     """The multi-scale spectral loss, one term per window size:
 
         L_i = mean |S_i - S^_i| + log_weight * mean |log(S_i + eps) - log(S^_i + eps)|
@@ -543,8 +543,16 @@ def multiscale_spectral_terms(y_pred: torch.Tensor, y_true: torch.Tensor,
     with S_i = |STFT_i(y_true)| and S^_i = |STFT_i(y_pred)| (Hann window of ``n_ffts[i]`` samples,
     hop ``n_ffts[i] * (1 - overlap)``, centred frames), means over batch, bins and frames; the
     linear term is scaled by ``linear_weight``. The linear term follows the loud partials, the log
-    term the quiet ones and the noise floor. Every term is zero exactly when the two magnitude
-    spectrograms match at that scale, whatever the phases: ``y`` and ``-y`` score 0.
+    term the quiet ones and the noise floor (``eps`` = 1e-5, about -100 dB, the floor of the book's
+    log spectrograms, keeps numerical dust out of it).
+
+    Every term is zero exactly when the two magnitude spectrograms match at that scale, whatever the
+    phases: ``y`` and ``-y`` score 0. Otherwise the phase counts only where it changes magnitudes:
+    partials resolved by a window (two or more bins apart) barely interact, so their relative
+    phases are nearly invisible to the large scales; within the few wide bins of a small window
+    neighbouring partials add up with their phases (they beat), so the small scales see them, as
+    they see a shift in time that a large window averages away. A large window resolves
+    frequency, a small one time: the sum asks for both.
 
     Parameters
     ----------

@@ -8,7 +8,12 @@ which is what makes it fast on a CPU.
 
 - `Vocoder`: a 1-D convolution over the log-mel frames, a stack of ConvNeXt blocks (depthwise
   convolution in time, layer norm, a pointwise MLP, a learned per-channel scale, residual), and a
-  linear head to ``n_fft + 2`` numbers per frame: log-magnitude and phase angle of every bin.
+  linear head to ``n_fft + 2`` numbers per frame: the log-magnitude of every bin and how far its
+  phase advances from the previous frame (its instantaneous frequency, as in GANSynth); the phase is
+  their running sum over frames. A steady partial of frequency f advances by 2 pi f hop / sr per
+  frame whatever the time: a convolution over a steady input can output that constant, but not the
+  absolute phase, which grows with time (predicting it directly, as Vocos does, leaves the network
+  to find the growth in the context).
 - `spectrum_to_audio`: magnitude and phase -> complex spectrum -> inverse STFT (Hann window,
   centred frames); on the STFT of a signal it gives the signal back exactly.
 
@@ -109,8 +114,8 @@ class Vocoder(nn.Module):
         x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             x = block(x)
-        log_magnitude, phase = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2).chunk(2, dim=1)
-        return torch.exp(log_magnitude.clamp(max=MAX_LOG_MAGNITUDE)), phase
+        log_magnitude, phase_advance = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2).chunk(2, dim=1)
+        return torch.exp(log_magnitude.clamp(max=MAX_LOG_MAGNITUDE)), torch.cumsum(phase_advance, dim=-1)
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
         magnitude, phase = self.spectrum(log_mel)

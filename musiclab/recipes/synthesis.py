@@ -358,12 +358,12 @@ class VocoderSettings(TrainingSettings):
     Chapter: notebooks/10_neural_synthesis.ipynb
     """
 
-    steps: int = 2500
+    steps: int = 4000
     batch_size: int = 8
     lr: float = 1e-3
     log_every: int = 50
-    eval_every: int = 250
-    checkpoint_every: int = 250
+    eval_every: int = 500
+    checkpoint_every: int = 500
     n_mels: int = 80
     dim: int = 128
     n_blocks: int = 6
