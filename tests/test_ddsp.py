@@ -201,7 +201,7 @@ def test_transfer_returns_audio_of_the_input_length(small_decoder, flute):
 @pytest.mark.parametrize("make, sr, match", [
     (lambda y: np.zeros_like(y), SR, "silent"),
     (lambda y: np.random.default_rng(0).uniform(-0.5, 0.5, len(y)).astype(np.float32), SR, "noise only"),
-    (lambda y: np.clip(8 * y, -0.5, 0.5), SR, "clipped"),
+    (lambda y: np.clip(4 * y / np.abs(y).max(), -0.9, 0.9), SR, "clipped"),
     (lambda y: y, 22050, "expected 16000 Hz, got 22050 Hz"),
     (lambda y: y[:1000], SR, "too short"),
     (lambda y: np.where(np.arange(len(y)) == 100, np.nan, y), SR, "NaN"),
@@ -218,8 +218,8 @@ def test_transfer_refuses_bad_input_by_name(small_decoder, flute, make, sr, matc
 def test_ddsp_recipe_writes_loadable_weights_and_scores_the_transfer(tmp_path):
     result = recipes.synthesis.train_ddsp(out_dir=tmp_path, steps=2, command="test", progress=False)
     model, sidecar = ddsp.load_pretrained("ddsp-clarinet", path=tmp_path / "ddsp-clarinet.safetensors")
-    assert sidecar["command"] == "test" and sidecar["metrics"]["steps"] == 2 and model.config.program == 71
-    assert result["test_lsd_input"] > result["test_lsd_transfer"] > 0 or result["test_lsd_transfer"] > 0
+    assert sidecar["command"] == "test" and sidecar["metrics"]["steps"] == 2 and model.config.instrument == "clarinet"
+    assert result["test_lsd_input"] > 5 and result["test_lsd_transfer"] > 0
     assert -60 < model.config.mean_loudness_db < 0
 
 
@@ -230,7 +230,7 @@ def test_ddsp_recipe_trains_on_a_recording(tmp_path):
     (tmp_path / "noise.wav").write_bytes(b"RIFF not really")
     recipes.synthesis.train_ddsp(out_dir=tmp_path / "out", steps=1, progress=False, data=str(tmp_path))
     model, sidecar = ddsp.load_pretrained("ddsp-recording", path=tmp_path / "out" / "ddsp-recording.safetensors")
-    assert model.config.program == -1 and [name for name, _ in sidecar["skipped_files"]] == ["noise.wav"]
+    assert model.config.instrument == "recording" and [name for name, _ in sidecar["skipped_files"]] == ["noise.wav"]
 
 
 def _ddsp_run(init_seed: int):

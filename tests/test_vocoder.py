@@ -20,8 +20,7 @@ def test_istft_head_rebuilds_a_signal_from_its_own_magnitude_and_phase():
     assert rebuilt.shape == y.shape
     torch.testing.assert_close(rebuilt, y, rtol=0, atol=1e-5)
     # the magnitude alone is not enough: zero phase gives another signal (Griffin-Lim's problem)
-    assert (vocoder.spectrum_to_audio(spectrum.abs(), torch.zeros_like(y[:, :1]).expand_as(spectrum.abs()), N_FFT, HOP)
-            - y).abs().max() > 0.5
+    assert (vocoder.spectrum_to_audio(spectrum.abs(), torch.zeros_like(spectrum.abs()), N_FFT, HOP) - y).abs().max() > 0.5
 
 
 def test_vocoder_shapes_and_size():
@@ -81,7 +80,7 @@ def test_vocode_returns_audio_of_the_input_length(small_vocoder, piano):
 @pytest.mark.parametrize("make, sr, match", [
     (lambda y: np.zeros_like(y), SR, "silent"),
     (lambda y: np.random.default_rng(0).uniform(-0.5, 0.5, len(y)).astype(np.float32), SR, "noise only"),
-    (lambda y: np.clip(8 * y, -0.5, 0.5), SR, "clipped"),
+    (lambda y: np.clip(4 * y / np.abs(y).max(), -0.9, 0.9), SR, "clipped"),
     (lambda y: y, 44100, "expected 16000 Hz, got 44100 Hz"),
     (lambda y: y[:2000], SR, "too short"),
     (lambda y: np.where(np.arange(len(y)) == 100, np.inf, y), SR, "NaN or infinite"),

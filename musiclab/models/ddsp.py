@@ -42,19 +42,20 @@ class DdspConfig:
     n_harmonics: int = 40  # up to 7.8 kHz at G3 (196 Hz), about the lowest note of the folk tunes
     n_noise_bands: int = 65  # FIR filters of 2 * (65 - 1) = 128 taps
     hidden: int = 128
-    program: int = 71  # the General MIDI instrument it learned (-1: your recordings)
+    instrument: str = "clarinet"  # what it learned: a General MIDI instrument, or "recording" (yours)
     # mean loudness of the training audio's voiced frames: a melody played by another instrument is
     # shifted to it before it drives this decoder (timbre transfer)
     mean_loudness_db: float = -30.0
 
 
-def decoder_name(program: int) -> str:
-    """The checkpoint name of the decoder of General MIDI ``program``: ``ddsp-clarinet`` for 71,
-    ``ddsp-program-N`` for one without a shipped decoder, ``ddsp-recording`` for -1 (your recordings).
+def instrument_name(program: int | None) -> str:
+    """What a decoder learned: ``clarinet`` for General MIDI program 71 (the names of `INSTRUMENTS`),
+    ``program-N`` for another program, ``recording`` for None (your recordings). Its checkpoint is
+    ``ddsp-NAME``.
 
     Chapter: notebooks/10_neural_synthesis.ipynb
     """
-    return "ddsp-recording" if program == -1 else f"ddsp-{INSTRUMENTS.get(program, f'program-{program}')}"
+    return "recording" if program is None else INSTRUMENTS.get(program, f"program-{program}")
 
 
 # Synthesisers -------------------------------------------------------------------------------------------
@@ -107,14 +108,15 @@ def harmonic_synth(f0_hz: torch.Tensor, harmonic_amplitudes: torch.Tensor, sr: i
 def noise_filters(noise_magnitudes: torch.Tensor) -> torch.Tensor:
     """Frequency sampling: per-frame magnitudes at ``F`` equally spaced frequencies from 0 to sr/2
     [shape=(B, T, F)] -> linear-phase FIR filters [shape=(B, T, 2 (F - 1))]: the zero-phase impulse
-    response (inverse real FFT of the magnitudes), centred and tapered by a Hann window (the window
-    smooths the sampled response between the sampled frequencies).
+    response (inverse real FFT of the magnitudes), centred (a delay of F - 1 samples) and tapered by a
+    Hann window (the window smooths the sampled response between the sampled frequencies).
 
     Chapter: notebooks/10_neural_synthesis.ipynb
     """
     impulse = torch.fft.irfft(noise_magnitudes.to(torch.complex64))
     n_taps = impulse.shape[-1]
-    window = torch.hann_window(n_taps, periodic=False, device=impulse.device, dtype=impulse.dtype)
+    # the periodic Hann window is symmetric about n_taps / 2, where the roll puts the impulse's centre
+    window = torch.hann_window(n_taps, periodic=True, device=impulse.device, dtype=impulse.dtype)
     return torch.roll(impulse, n_taps // 2, dims=-1) * window
 
 
@@ -243,7 +245,7 @@ def synthesise(model: DDSP, f0_hz, loudness_db, seed: int = 0) -> np.ndarray:
 
 # Shipped weights ---------------------------------------------------------------------------------------
 
-CLASSES = {decoder_name(program): (DDSP, DdspConfig) for program in (*range(128), -1)}
+CLASSES = {f"ddsp-{instrument_name(program)}": (DDSP, DdspConfig) for program in (*range(128), None)}
 
 
 def load_pretrained(name: str = "ddsp-clarinet", path=None) -> tuple[DDSP, dict]:

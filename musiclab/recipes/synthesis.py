@@ -262,19 +262,19 @@ def score_ddsp(model, examples: list[dict]) -> dict:
     return {"lsd_resynthesis": float(np.mean(lsd))}
 
 
-def score_timbre_transfer(model, tunes, source_program: int = TRANSFER_SOURCE, max_quarters: float = 16,
-                          f0: str = "score") -> dict:
+def score_timbre_transfer(model, tunes, program: int, source_program: int = TRANSFER_SOURCE,
+                          max_quarters: float = 16, f0: str = "score") -> dict:
     """DDSP timbre transfer on ``tunes``: each tune rendered on ``source_program``, its f0 (from the
     score, or ``f0="pyin"``) and loudness played through ``model`` (`transfer_timbre`), scored by the
-    log-spectral distance (dB) to the same tune rendered on the decoder's instrument. ``lsd_input``
-    is the untransformed source against the target (the identity baseline).
+    log-spectral distance (dB) to the same tune rendered on ``program``, the decoder's instrument.
+    ``lsd_input`` is the untransformed source against the target (the identity baseline).
 
     Chapter: notebooks/10_neural_synthesis.ipynb
     """
     c = model.config
     rows = []
     for (source, notes), (target, _) in zip(render_melodies(tunes, source_program, max_quarters, c.sr),
-                                            render_melodies(tunes, c.program, max_quarters, c.sr)):
+                                            render_melodies(tunes, program, max_quarters, c.sr)):
         f0_hz = audio.notes_to_f0_hz(notes, 1 + len(source) // c.hop_length, QPM, c.sr, c.hop_length)[0] \
             if f0 == "score" else None
         transferred = transfer_timbre(model, source, c.sr, f0_hz)
@@ -285,7 +285,7 @@ def score_timbre_transfer(model, tunes, source_program: int = TRANSFER_SOURCE, m
 
 def train_ddsp(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True, data=None,
                restart: bool = False, **settings) -> dict:
-    """Train the DDSP decoder of one instrument; write ``out_dir/ddsp-NAME.safetensors`` (`models.ddsp.decoder_name`).
+    """Train the DDSP decoder of one instrument; write ``out_dir/ddsp-NAME.safetensors`` (`models.ddsp.instrument_name`).
 
     Without ``data``: the train split's tunes rendered on ``program`` (f0 from the score), early
     stopping on the valid split's resynthesis; reported on the test split: resynthesis and, for an
@@ -297,10 +297,11 @@ def train_ddsp(out_dir="runs", steps: int | None = None, command: str = "", prog
     from ..models import ddsp
 
     start = time.perf_counter()
-    program = (settings.get("program", DdspSettings.program)) if data is None else -1
-    name = ddsp.decoder_name(program)
+    program = settings.get("program", DdspSettings.program) if data is None else None
+    instrument = ddsp.instrument_name(program)
+    name = f"ddsp-{instrument}"
     settings = pick_settings(name, DDSP_SETTINGS, steps, **settings)
-    model_config = ddsp.DdspConfig(hidden=settings.hidden, n_harmonics=settings.n_harmonics, program=program)
+    model_config = ddsp.DdspConfig(hidden=settings.hidden, n_harmonics=settings.n_harmonics, instrument=instrument)
     skipped = []
     if data is None:
         split_tunes = {split: _spread(datasets.load_folk(split), n) for split, n in
@@ -336,7 +337,7 @@ def train_ddsp(out_dir="runs", steps: int | None = None, command: str = "", prog
         test = score_ddsp(model, [ddsp_features(y, model_config, notes) for y, notes in
                                   render_melodies(test_tunes, program, 16, model_config.sr)])
         if program != TRANSFER_SOURCE:
-            test.update(score_timbre_transfer(model, test_tunes))
+            test.update(score_timbre_transfer(model, test_tunes, program))
         metrics.update({f"test_{k}": round(v, 4) for k, v in test.items()})
         source += (f"; early stopping on {len(examples['valid'])} valid tunes; test: {len(test_tunes)} test tunes "
                    f"spread over the split, opening 16 quarters (transfer: from program {TRANSFER_SOURCE}, "
