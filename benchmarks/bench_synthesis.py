@@ -1,6 +1,6 @@
 """Neural audio synthesis figures: three ways back from a log-mel to sound, and DDSP timbre transfer.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_synthesis.py [--vocoder PATH] [--ddsp PATH]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_synthesis.py [--vocoder PATH] [--ddsp PATH] [--part inverters|transfer]
 
 - inverters, on held-out real renderings at the book's log-mel settings (16 kHz, n_fft 1024, hop 256,
   80 mel bands): two test tunes per instrument of the GAN's six (opening 16 quarter notes) and
@@ -117,15 +117,19 @@ def main() -> None:
     parser.add_argument("--ddsp", help="clarinet decoder weights (default: the shipped ddsp-clarinet)")
     parser.add_argument("--note-stride", type=int, default=4, help="every n-th of the GAN's pitches (default 4)")
     parser.add_argument("--tunes", type=int, default=40, help="test tunes for the transfer (default 40)")
+    parser.add_argument("--part", choices=("inverters", "transfer", "all"), default="all")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model, sidecar = vocoder.load_pretrained(path=args.vocoder)
-    print(f"vocoder: {sidecar['command']} ({sidecar['mode']} mode, {sidecar['wall_time_s']:.0f} s on "
-          f"{sidecar['device']}, {sum(p.numel() for p in model.parameters()):,} parameters)")
-    bench_inverters(model, args.note_stride)
-    decoder, sidecar = ddsp.load_pretrained("ddsp-clarinet", path=args.ddsp)
-    print(f"DDSP: {sidecar['command']} ({sidecar['mode']} mode, {sidecar['wall_time_s']:.0f} s on {sidecar['device']})")
-    bench_transfer(decoder, args.tunes)
+    if args.part in ("inverters", "all"):
+        model, sidecar = vocoder.load_pretrained(path=args.vocoder)
+        print(f"vocoder: {sidecar['command']} ({sidecar['mode']} mode, {sidecar['wall_time_s']:.0f} s on "
+              f"{sidecar['device']}, {sum(p.numel() for p in model.parameters()):,} parameters)")
+        bench_inverters(model, args.note_stride)
+    if args.part in ("transfer", "all"):
+        decoder, sidecar = ddsp.load_pretrained("ddsp-clarinet", path=args.ddsp)
+        print(f"DDSP: {sidecar['command']} ({sidecar['mode']} mode, {sidecar['wall_time_s']:.0f} s on "
+              f"{sidecar['device']})")
+        bench_transfer(decoder, args.tunes)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Audio: SoundFont rendering, load and save, spectrograms, Griffin-Lim, mu-law, players.
+"""Audio: SoundFont rendering, load and save, spectrograms, Griffin-Lim, pitch and loudness, mu-law,
+players.
 
 Names follow librosa (``y``, ``sr``, ``n_fft``, ``hop_length``, ``n_mels``). Mono audio is
 ``y [shape=(n,)]``, float32, full scale at 1.0. The book's audio is rendered from notes with the
