@@ -129,3 +129,13 @@ def test_interrupted_vocoder_run_resumes_exactly(tmp_path):
     assert train.fit(model, optimizer, step, batches, 12, checkpoint_path=path, progress=False).resumed_from == 7
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, reference[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_shipped_vocoder_beats_griffin_lim_on_a_held_out_note():
+    model, sidecar = vocoder.load_pretrained()
+    assert sidecar["mode"] == "full" and sidecar["metrics"]["test_lsd_vocoder"] < sidecar["metrics"]["test_lsd_griffin_lim"]
+    y = audio.render_note(66, program=40, velocity=77, duration_s=0.6, release_s=0.4)  # not among its training notes
+    x = vocoder.log_mel(y, model.config)
+    by_vocoder = recipes.synthesis.spectral_lsd_db(vocoder.log_mel_to_audio(model, x), y)
+    by_griffin_lim = recipes.synthesis.spectral_lsd_db(audio.mel_to_audio(x, SR, inverse="pinv"), y)
+    assert by_vocoder < 0.9 * by_griffin_lim
