@@ -99,6 +99,16 @@ def test_vocoder_recipe_writes_loadable_weights_and_scores_griffin_lim(tmp_path)
     assert model.config.n_mels == 80
 
 
+
+def test_vocoder_recipe_trains_on_recordings_and_skips_bad_files(tmp_path):
+    y = audio.render_notes([symbolic.Note(p, i, 1) for i, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72] * 2)],
+                           program=0)
+    audio.save_audio(tmp_path / "piano.wav", 0.8 * y / np.abs(y).max(), SR)
+    audio.save_audio(tmp_path / "short.wav", 0.8 * y[:SR] / np.abs(y).max(), SR)  # 1 s: less than the 2 s needed
+    recipes.synthesis.train_vocoder(out_dir=tmp_path / "out", steps=1, progress=False, data=str(tmp_path))
+    _, sidecar = vocoder.load_pretrained(path=tmp_path / "out" / "vocoder.safetensors")
+    assert "your recordings" in sidecar["data"] and [name for name, _ in sidecar["skipped_files"]] == ["short.wav"]
+
 def _vocoder_run(init_seed: int):
     torch.manual_seed(init_seed)
     config = vocoder.VocoderConfig(dim=8, n_blocks=1)
