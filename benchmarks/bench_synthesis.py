@@ -63,7 +63,7 @@ def pitch_scores(y_inverted, y_original, pitch: int) -> tuple[float, float]:
 def bench_inverters(model, note_stride: int) -> None:
     c = model.config
     programs = (0, 19, 24, 40, 71, 73)
-    tunes = recipes.synthesis._spread(datasets.load_folk("test"), 2 * len(programs))
+    tunes = recipes.cyclegan._spread(datasets.load_folk("test"), 2 * len(programs))
     melodies = [y for i, program in enumerate(programs)
                 for y, _ in recipes.synthesis.render_melodies(tunes[i::len(programs)], program, 16, SR)]
     pitches = gan.PITCHES[::note_stride]
@@ -96,7 +96,7 @@ def bench_inverters(model, note_stride: int) -> None:
 
 
 def bench_transfer(decoder, n_tunes: int) -> None:
-    tunes = recipes.synthesis._spread(datasets.load_folk("test"), n_tunes)
+    tunes = recipes.cyclegan._spread(datasets.load_folk("test"), n_tunes)
     cyclegan_metrics = json.loads((weights.CHECKPOINTS / "cyclegan-timbre.json").read_text())["metrics"]
     print(f"timbre transfer flute -> clarinet, {len(tunes)} test tunes (opening 16 quarters):")
     print("| method | LSD to the true clarinet rendering (dB) |")

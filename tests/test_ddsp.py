@@ -273,13 +273,13 @@ def test_shipped_clarinet_decoder_plays_held_out_tunes_closer_than_a_flute_does(
     model, sidecar = ddsp.load_pretrained("ddsp-clarinet")
     assert sidecar["mode"] == "full" and model.config.instrument == "clarinet"
     rows = []
-    for tune in recipes.synthesis._spread(datasets.load_folk("test"), 3):
+    for tune in recipes.cyclegan._spread(datasets.load_folk("test"), 3):
         [(flute, notes)] = recipes.synthesis.render_melodies([tune], 73, 16)
         [(clarinet, _)] = recipes.synthesis.render_melodies([tune], 71, 16)
         example = recipes.synthesis.ddsp_features(clarinet, model.config, notes)
         resynthesis = ddsp.synthesise(model, example["f0_hz"], example["loudness_db"])
         f0_hz = audio.notes_to_f0_hz(notes, 1 + len(flute) // HOP)[0]
         transfer = recipes.synthesis.transfer_timbre(model, flute, SR, f0_hz)
-        rows.append([recipes.synthesis._lsd_db(y, clarinet, SR) for y in (resynthesis, transfer, flute)])
+        rows.append([recipes.synthesis.log_mel_lsd_db(y, clarinet, SR) for y in (resynthesis, transfer, flute)])
     resynthesis_lsd, transfer_lsd, identity_lsd = np.mean(rows, axis=0)
     assert resynthesis_lsd < 0.6 * identity_lsd and transfer_lsd < 0.85 * identity_lsd

@@ -24,6 +24,7 @@ import torch
 from .. import audio, datasets, losses, recording, train
 from ..errors import BadInputError
 from .common import TrainingSettings, _finish, pick_settings, run_identity
+from .cyclegan import _spread  # the CycleGAN's pick of test tunes: the same tunes in both chapters
 
 QPM = 120  # the tempo of the CycleGAN's renderings: the same tunes sound the same in both chapters
 TRANSFER_SOURCE = 73  # flute: its pitch and loudness drive the other instruments' decoders
@@ -143,12 +144,12 @@ def ddsp_features(y, config, notes=None) -> dict:
 class SegmentBatches:
     """An iterable of training batches: random windows of ``n_frames`` frames cut from clips.
 
-    ``clips`` are dicts of arrays whose first axis is time: frame-wise ones of T frames and ``y`` of
-    ``T * hop_length`` samples (DDSP), or ``log_mel`` [shape=(n_mels, T)] with ``y`` of ``(T - 1) *
-    hop_length`` samples (vocoder: ``frame_axis``). A batch holds, per key, the window of every drawn
-    clip. Each pass of ``batches_per_pass`` batches draws from a generator seeded by ``seed`` and
-    torch's random state when the pass starts (which `train.fit` seeds per step), so a resumed run
-    sees the batches of an uninterrupted one.
+    ``clips`` are dicts of arrays: ``f0_hz`` and ``loudness_db`` of T frames with ``y`` of
+    ``T * hop_length`` samples (DDSP, `ddsp_features`), or, with ``vocoder=True``, ``log_mel``
+    [shape=(n_mels, T)] with ``y`` of ``(T - 1) * hop_length`` samples (`vocoder_clips`). A batch
+    holds, per key, the window of every drawn clip. Each pass of ``batches_per_pass`` batches draws
+    from a generator seeded by ``seed`` and torch's random state when the pass starts (which
+    `train.fit` seeds per step), so a resumed run sees the batches of an uninterrupted one.
     """
 
     def __init__(self, clips: list[dict], n_frames: int, hop_length: int, batch_size: int, vocoder: bool = False,
@@ -176,11 +177,6 @@ class SegmentBatches:
             yield {k: torch.from_numpy(np.stack([w[k] for w in windows])) for k in windows[0]}
 
 
-def _spread(items: list, n: int) -> list:
-    """``n`` items taken evenly across ``items`` (the corpus is ordered by collection), as the CycleGAN picks them."""
-    return items[::max(1, len(items) // n)][:n]
-
-
 def _user_clips(data, sr: int, model: str) -> tuple[list[np.ndarray], str, list]:
     recordings, skipped = datasets.user.read_recordings(
         data, sr, min_duration_s=2.0, needed_for=f"the {model} learns from windows of a second or more")
@@ -196,9 +192,12 @@ def _split_recordings(recordings: list[np.ndarray], segment_s: float, sr: int) -
     return {"train": train_pieces, "valid": valid}
 
 
-def _lsd_db(y_pred, y_true, sr: int) -> float:
+def log_mel_lsd_db(y_pred, y_true, sr: int) -> float:
     """Log-spectral distance (dB, `audio.log_spectral_distance_db`, floor -80 dB) of two clips' log-mels at
-    the CycleGAN's settings, so that the figures compare with its."""
+    the CycleGAN's settings, so that the figures compare with its.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
     from ..models import cyclegan
 
     def spec(y):
@@ -258,7 +257,7 @@ def score_ddsp(model, examples: list[dict]) -> dict:
     their audio: how well it plays the instrument it learned."""
     from ..models import ddsp
 
-    lsd = [_lsd_db(ddsp.synthesise(model, e["f0_hz"], e["loudness_db"]), e["y"], model.config.sr) for e in examples]
+    lsd = [log_mel_lsd_db(ddsp.synthesise(model, e["f0_hz"], e["loudness_db"]), e["y"], model.config.sr) for e in examples]
     return {"lsd_resynthesis": float(np.mean(lsd))}
 
 
@@ -278,7 +277,7 @@ def score_timbre_transfer(model, tunes, program: int, source_program: int = TRAN
         f0_hz = audio.notes_to_f0_hz(notes, 1 + len(source) // c.hop_length, QPM, c.sr, c.hop_length)[0] \
             if f0 == "score" else None
         transferred = transfer_timbre(model, source, c.sr, f0_hz)
-        rows.append((_lsd_db(transferred, target, c.sr), _lsd_db(source, target, c.sr)))
+        rows.append((log_mel_lsd_db(transferred, target, c.sr), log_mel_lsd_db(source, target, c.sr)))
     transferred_lsd, input_lsd = np.mean(rows, axis=0)
     return {"lsd_transfer": float(transferred_lsd), "lsd_input": float(input_lsd)}
 
