@@ -166,6 +166,8 @@ class DDSP(nn.Module):
     an MLP, read in order by a GRU (a note's timbre depends on how it got there: attack, decay), and
     an MLP of the GRU's state and the embedding gives per frame: the overall amplitude, the harmonic
     distribution (normalised over the harmonics below Nyquist) and the noise band magnitudes.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
     """
 
     def __init__(self, config: DdspConfig):
@@ -214,10 +216,8 @@ def check_controls(f0_hz, loudness_db, name: str = "controls") -> tuple[torch.Te
 
     Chapter: notebooks/10_neural_synthesis.ipynb
     """
-    f0 = torch.as_tensor(np.asarray(f0_hz, np.float32) if not torch.is_tensor(f0_hz) else f0_hz, dtype=torch.float32)
-    loud = torch.as_tensor(np.asarray(loudness_db, np.float32) if not torch.is_tensor(loudness_db) else loudness_db,
-                           dtype=torch.float32)
-    f0, loud = torch.atleast_2d(f0), torch.atleast_2d(loud)
+    f0 = torch.atleast_2d(torch.as_tensor(f0_hz, dtype=torch.float32))
+    loud = torch.atleast_2d(torch.as_tensor(loudness_db, dtype=torch.float32))
     if f0.shape != loud.shape or f0.ndim != 2 or f0.shape[1] < 2:
         raise BadInputError(f"{name}: expected f0_hz and loudness_db of one shape (B, T) with T >= 2 frames, "
                             f"got {tuple(f0.shape)} and {tuple(loud.shape)}")

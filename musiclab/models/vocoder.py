@@ -94,7 +94,10 @@ class ConvNeXtBlock(nn.Module):
 
 class Vocoder(nn.Module):
     """Log-mel [shape=(B, n_mels, T)] in nats -> ``y`` [shape=(B, hop_length * (T - 1))], the length
-    of the audio whose centred STFT has T frames."""
+    of the audio whose centred STFT has T frames.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
 
     def __init__(self, config: VocoderConfig):
         super().__init__()
@@ -138,8 +141,7 @@ def check_log_mel(log_mel_spec, config: VocoderConfig, name: str = "log_mel") ->
 
     Chapter: notebooks/10_neural_synthesis.ipynb
     """
-    x = torch.as_tensor(np.asarray(log_mel_spec, np.float32) if not torch.is_tensor(log_mel_spec) else log_mel_spec,
-                        dtype=torch.float32)
+    x = torch.as_tensor(log_mel_spec, dtype=torch.float32)
     x = x[None] if x.ndim == 2 else x
     if x.ndim != 3 or x.shape[1] != config.n_mels or x.shape[2] < 2:
         raise BadInputError(f"{name}: expected a log-mel [shape=({config.n_mels}, T)] with T >= 2 frames, "

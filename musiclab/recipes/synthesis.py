@@ -150,6 +150,8 @@ class SegmentBatches:
     holds, per key, the window of every drawn clip. Each pass of ``batches_per_pass`` batches draws
     from a generator seeded by ``seed`` and torch's random state when the pass starts (which
     `train.fit` seeds per step), so a resumed run sees the batches of an uninterrupted one.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
     """
 
     def __init__(self, clips: list[dict], n_frames: int, hop_length: int, batch_size: int, vocoder: bool = False,
@@ -242,7 +244,10 @@ DDSP_SETTINGS = {"full": DdspSettings(),
 
 
 def ddsp_step(model):
-    """One DDSP update: synthesise from the batch's controls, `losses.multiscale_spectral_loss` to its audio."""
+    """One DDSP update: synthesise from the batch's controls, `losses.multiscale_spectral_loss` to its audio.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
 
     def step(batch, update):
         loss = losses.multiscale_spectral_loss(model(batch["f0_hz"], batch["loudness_db"]), batch["y"])
@@ -254,7 +259,10 @@ def ddsp_step(model):
 
 def score_ddsp(model, examples: list[dict]) -> dict:
     """Mean log-spectral distance (dB) of the decoder's resynthesis of ``examples`` (`ddsp_features`) to
-    their audio: how well it plays the instrument it learned."""
+    their audio: how well it plays the instrument it learned.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
     from ..models import ddsp
 
     lsd = [log_mel_lsd_db(ddsp.synthesise(model, e["f0_hz"], e["loudness_db"]), e["y"], model.config.sr) for e in examples]
@@ -292,6 +300,8 @@ def train_ddsp(out_dir="runs", steps: int | None = None, command: str = "", prog
     (opening 16 quarters). With ``data`` (a recording or a folder of recordings of ONE instrument,
     at least 2 s each): f0 from pYIN, 2-s pieces, every tenth held out; written as ``ddsp-recording``.
     ``settings``: fields of `DdspSettings` to change (e.g. ``program=40``).
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
     """
     from ..models import ddsp
 
@@ -381,7 +391,10 @@ VOCODER_SETTINGS = {"full": VocoderSettings(),
 
 
 def vocoder_step(model):
-    """One vocoder update: audio from the batch's log-mels, `losses.multiscale_spectral_loss` to its audio."""
+    """One vocoder update: audio from the batch's log-mels, `losses.multiscale_spectral_loss` to its audio.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
 
     def step(batch, update):
         loss = losses.multiscale_spectral_loss(model(batch["log_mel"]), batch["y"])
@@ -404,7 +417,10 @@ def spectral_lsd_db(y_pred, y_true, n_fft: int = 1024, hop_length: int = 256) ->
 
 def score_vocoder(model, clips: list[dict], griffin_lim: bool = False) -> dict:
     """Mean `spectral_lsd_db` of the vocoder's audio from each clip's log-mel to the clip (and of
-    Griffin-Lim's from the mel's pseudo-inverse, `audio.mel_to_audio`, with ``griffin_lim``)."""
+    Griffin-Lim's from the mel's pseudo-inverse, `audio.mel_to_audio`, with ``griffin_lim``).
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
     from ..models import vocoder
 
     c = model.config
@@ -434,7 +450,10 @@ def vocoder_clips(clips, config) -> list[dict]:
 
 def vocoder_note_clips(programs, n_per_condition: int, seed: int) -> list[np.ndarray]:
     """GAN-style one-shot notes (`models.gan.render_note_variations`: varied velocity, hold and onset)
-    of ``programs`` over the GAN's two octaves, 0.75 s each."""
+    of ``programs`` over the GAN's two octaves, 0.75 s each.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
     from ..models import gan
 
     if n_per_condition == 0:
@@ -451,6 +470,8 @@ def train_vocoder(out_dir="runs", steps: int | None = None, command: str = "", p
     of tunes per instrument) and one-shot notes; early stopping on valid tunes; reported on test
     tunes and freshly drawn notes against Griffin-Lim on the same mels. With ``data`` (recordings,
     at least 2 s each): 2-s pieces, every tenth held out. ``settings``: fields of `VocoderSettings`.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
     """
     from ..models import vocoder
 
