@@ -102,9 +102,10 @@ RECIPES = {
     "rnn-evaluator": Recipe(evaluation.train_rnn_evaluator, "chapter 9: GRU evaluator, a prediction after every step read",
                             f"{CLASSES}: your classes as the style task"),
     "ddsp": Recipe(synthesis.train_ddsp, "DDSP decoder of one instrument (harmonic + noise synthesiser) from f0 and loudness",
-                   f"{RECORDINGS} of one instrument (at least 2 s each); trains ddsp-recording"),
+                   "recordings of one instrument, a file or a folder: WAV, FLAC, OGG, MP3 (any rate, at least 2 s); "
+                   "trains ddsp-recording"),
     "vocoder": Recipe(synthesis.train_vocoder, "mel vocoder with an inverse-STFT head on the book's log-mel settings",
-                      f"{RECORDINGS} (at least 2 s each)"),
+                      "a recording or a folder of them: WAV, FLAC, OGG, MP3 (any rate, at least 2 s)"),
 }
 
 
