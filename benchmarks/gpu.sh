@@ -150,7 +150,8 @@ for line in Path(results).read_text().splitlines():
     elif name == "notebook":
         print(f"| `{notebook}`, full mode | - | {wall} s{status} | - | {gpu} |")
     else:
-        sidecar = Path(out) / f"{name}.json"
+        # a recipe may name its weights after what it trained (ddsp -> ddsp-clarinet.json)
+        sidecar = next(iter(sorted(Path(out).glob(f"{name}*.json"))), Path(out) / f"{name}.json")
         meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
         full = json.loads((shipped / f"{name}.json").read_text()).get("metrics", {}).get("steps") \
             if (shipped / f"{name}.json").exists() else None

@@ -1,4 +1,5 @@
-"""Audio: SoundFont rendering, load and save, spectrograms, Griffin-Lim, mu-law, players.
+"""Audio: SoundFont rendering, load and save, spectrograms, Griffin-Lim, pitch and loudness, mu-law,
+players.
 
 Names follow librosa (``y``, ``sr``, ``n_fft``, ``hop_length``, ``n_mels``). Mono audio is
 ``y [shape=(n,)]``, float32, full scale at 1.0. The book's audio is rendered from notes with the
@@ -376,6 +377,81 @@ def mel_to_audio(log_mel, sr: int, n_fft: int = 1024, hop_length: int = 256,
 def _mel_pseudo_inverse(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
     basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
     return np.linalg.pinv(basis).astype(np.float32)
+
+
+# Pitch and loudness: the controls of a synthesiser -------------------------------------------
+
+def a_weighted_loudness_db(y, sr: int, n_fft: int = 1024, hop_length: int = 128,
+                           floor_db: float = -100.0) -> np.ndarray:
+    """Loudness per frame: the A-weighted mean square of each Hann-windowed frame, in dB full scale.
+
+    ``L_t = 10 log10(2 sum_f w_f |S_ft|^2 / (n_fft sum_n win_n^2))`` with ``w_f = 10^(A(f) / 10)``
+    the A-weighting (IEC 61672) of bin ``f``: by Parseval, without the weighting this is the mean
+    square of the frame, so a full-scale sine at 1 kHz (where A = 0 dB) reads -3 dB and a sine at
+    100 Hz about 19 dB less, as the ear hears it. Clamped below at ``floor_db``.
+
+    Returns ``loudness_db`` [shape=(..., 1 + n // hop_length)] (centred frames, as `stft`), float32.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
+    power = np.abs(stft(y, n_fft, hop_length)) ** 2
+    frequencies = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    with np.errstate(divide="ignore"):  # the weighting is -inf dB at 0 Hz: weight 0
+        weights = 10 ** (librosa.A_weighting(frequencies, min_db=None) / 10)
+    window_energy = float((np.hanning(n_fft + 1)[:-1] ** 2).sum())  # the periodic Hann window of stft
+    mean_square = 2 * np.einsum("f,...ft->...t", weights, power) / (n_fft * window_energy)
+    return np.maximum(10 * np.log10(np.maximum(mean_square, 1e-30)), floor_db).astype(np.float32)
+
+
+def _fill_unvoiced(midi: np.ndarray) -> np.ndarray:
+    """Hold the last pitch through unvoiced frames (NaN), the first one before it: a release still
+    rings at the pitch of its note, and an oscillator needs a frequency everywhere."""
+    voiced = np.flatnonzero(~np.isnan(midi))
+    if not len(voiced):
+        raise BadInputError("no voiced frame: no pitch to follow")
+    held = voiced[np.maximum(np.searchsorted(voiced, np.arange(len(midi)), side="right") - 1, 0)]
+    return midi[held]
+
+
+def notes_to_f0_hz(notes, n_frames: int, qpm: float = 120, sr: int = DEFAULT_SR,
+                   hop_length: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """The fundamental frequency of rendered notes, frame by frame, from the score.
+
+    ``notes`` are ``(pitch, start, duration, velocity)`` in quarter notes, rendered as
+    `render_notes` does (same ``qpm`` and ``sr``); frame ``t`` is centred on sample
+    ``t * hop_length``. Where notes overlap the latest to start wins; between notes and in the
+    release the last pitch is held (see ``voiced``).
+
+    Returns ``(f0_hz [shape=(n_frames,)] float32, voiced [shape=(n_frames,)] bool)``.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
+    events, _ = _note_events(notes, qpm, sr)
+    centres = np.arange(_as_int(n_frames, "n_frames", 1, 10**8)) * hop_length
+    midi, sounding = np.full(len(centres), np.nan), {}
+    for sample, is_on, pitch, _ in events:
+        if is_on:
+            sounding[pitch] = sample
+        elif pitch in sounding:
+            on = sounding.pop(pitch)
+            midi[(centres >= on) & (centres < sample)] = pitch
+    voiced = ~np.isnan(midi)
+    return librosa.midi_to_hz(_fill_unvoiced(midi)).astype(np.float32), voiced
+
+
+def pyin_f0_hz(y, sr: int, hop_length: int = 128, frame_length: int = 1024, fmin_hz: float = 65.0,
+               fmax_hz: float = 2100.0) -> tuple[np.ndarray, np.ndarray]:
+    """The fundamental frequency of a recording by probabilistic YIN (``librosa.pyin``, Mauch and
+    Dixon 2014), with unvoiced frames holding the last voiced pitch as in `notes_to_f0_hz`.
+
+    Returns ``(f0_hz [shape=(1 + n // hop_length,)] float32, voiced [same shape] bool)``; a clip
+    without a single voiced frame raises ``BadInputError``.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
+    f0_hz, voiced, _ = librosa.pyin(_as_array(y, "y"), fmin=fmin_hz, fmax=fmax_hz, sr=sr,
+                                    frame_length=frame_length, hop_length=hop_length)
+    return librosa.midi_to_hz(_fill_unvoiced(librosa.hz_to_midi(f0_hz))).astype(np.float32), voiced
 
 
 # mu-law ---------------------------------------------------------------------------------------

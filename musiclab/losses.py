@@ -515,3 +515,74 @@ def diffusion_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     Chapter: notebooks/04_diffusion.ipynb
     """
     return F.mse_loss(output, target)
+
+
+# Neural audio synthesis ----------------------------------------------------------------------------
+#
+# A synthesiser's output is compared with the recording through STFT *magnitudes* at several window
+# sizes (Engel et al. 2020, DDSP): a large window resolves the harmonics (frequency), a small one the
+# attacks (time), and no single window does both. Magnitudes ignore the phase within each frame, so
+# the synthesiser is not asked to reproduce a waveform sample by sample, which no oscillator with an
+# arbitrary starting phase could; a waveform distance would punish the same sound with shifted
+# partials as heavily as a wrong one.
+
+
+def _stft_magnitude(y: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
+    window = torch.hann_window(n_fft, device=y.device, dtype=y.dtype)
+    return torch.stft(y, n_fft, hop_length, window=window, center=True, return_complex=True).abs()
+
+
+def multiscale_spectral_terms(y_pred: torch.Tensor, y_true: torch.Tensor,
+                              n_ffts: tuple = (2048, 1024, 512, 256, 128, 64), overlap: float = 0.75,
+                              linear_weight: float = 1.0, log_weight: float = 1.0,
+                              eps: float = 1e-5) -> torch.Tensor:
+    """The multi-scale spectral loss, one term per window size:
+
+        L_i = mean |S_i - S^_i| + log_weight * mean |log(S_i + eps) - log(S^_i + eps)|
+
+    with S_i = |STFT_i(y_true)| and S^_i = |STFT_i(y_pred)| (Hann window of ``n_ffts[i]`` samples,
+    hop ``n_ffts[i] * (1 - overlap)``, centred frames), means over batch, bins and frames; the
+    linear term is scaled by ``linear_weight``. The linear term follows the loud partials, the log
+    term the quiet ones and the noise floor (``eps`` = 1e-5, about -100 dB, the floor of the book's
+    log spectrograms, keeps numerical dust out of it).
+
+    Every term is zero exactly when the two magnitude spectrograms match at that scale, whatever the
+    phases: ``y`` and ``-y`` score 0. Otherwise the phase counts only where it changes magnitudes:
+    partials resolved by a window (two or more bins apart) barely interact, so their relative
+    phases are nearly invisible to the large scales; within the few wide bins of a small window
+    neighbouring partials add up with their phases (they beat), so the small scales see them, as
+    they see a shift in time that a large window averages away. A large window resolves
+    frequency, a small one time: the sum asks for both.
+
+    Parameters
+    ----------
+    y_pred, y_true : Tensor [shape=(B, n)] or [shape=(n,)], same shape
+
+    Returns
+    -------
+    Tensor [shape=(len(n_ffts),)]
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
+    if y_pred.shape != y_true.shape:
+        raise ValueError(f"multiscale spectral loss: shapes differ, {tuple(y_pred.shape)} and {tuple(y_true.shape)}")
+    terms = []
+    for n_fft in n_ffts:
+        hop_length = max(1, int(n_fft * (1 - overlap)))
+        s_pred, s_true = _stft_magnitude(y_pred, n_fft, hop_length), _stft_magnitude(y_true, n_fft, hop_length)
+        linear = (s_pred - s_true).abs().mean()
+        log = (torch.log(s_pred + eps) - torch.log(s_true + eps)).abs().mean()
+        terms.append(linear_weight * linear + log_weight * log)
+    return torch.stack(terms)
+
+
+def multiscale_spectral_loss(y_pred: torch.Tensor, y_true: torch.Tensor,
+                             n_ffts: tuple = (2048, 1024, 512, 256, 128, 64), overlap: float = 0.75,
+                             linear_weight: float = 1.0, log_weight: float = 1.0) -> torch.Tensor:
+    """The multi-scale spectral loss L = sum_i L_i of DDSP (Engel et al. 2020): the sum of
+    `multiscale_spectral_terms` over the window sizes ``n_ffts``. A scalar; zero exactly when the
+    STFT magnitudes match at every scale.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
+    return multiscale_spectral_terms(y_pred, y_true, n_ffts, overlap, linear_weight, log_weight).sum()

@@ -41,7 +41,7 @@ import functools
 import inspect
 from typing import Callable, NamedTuple
 
-from . import cyclegan, diffusion, evaluation, gan, next_token, recording, rnn, transformer, vae
+from . import cyclegan, diffusion, evaluation, gan, next_token, recording, rnn, synthesis, transformer, vae
 
 
 def train_gan_or_recording_gan(out_dir="runs", steps: int | None = None, command: str = "", data=None,
@@ -101,6 +101,11 @@ RECIPES = {
                    f"{CLASSES}: your classes as the style task"),
     "rnn-evaluator": Recipe(evaluation.train_rnn_evaluator, "chapter 11: GRU evaluator, a prediction after every step read",
                             f"{CLASSES}: your classes as the style task"),
+    "ddsp": Recipe(synthesis.train_ddsp, "DDSP decoder of one instrument (harmonic + noise synthesiser) from f0 and loudness",
+                   "recordings of one instrument, a file or a folder: WAV, FLAC, OGG, MP3 (any rate, at least 2 s); "
+                   "trains ddsp-recording"),
+    "vocoder": Recipe(synthesis.train_vocoder, "mel vocoder with an inverse-STFT head on the book's log-mel settings",
+                      "a recording or a folder of them: WAV, FLAC, OGG, MP3 (any rate, at least 2 s)"),
 }
 
 
