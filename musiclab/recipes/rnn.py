@@ -40,6 +40,17 @@ def poly_batches(rolls, batch_size: int = 16, transpose: int = 6):
                                        collate_fn=rnn.pad_rolls)
 
 
+def poly_rolls(data=None, transpose: int = 6) -> tuple[dict, str, list]:
+    """The polyphonic models' data: the JSB-like chorales by split, or the piano rolls in folder
+    ``data`` (`datasets.user.read_pianoroll_folder`). Returns ``({split: rolls}, description for the
+    sidecar, skipped files)``; ``transpose`` only goes into the description."""
+    if data is not None:
+        return datasets.user.read_pianoroll_folder(data)
+    rolls = {split: [c.roll for c in datasets.load_chorales(split)] for split in datasets.SPLITS}
+    return rolls, ("JSB-like Bach chorales (music21 corpus, quarter-note frames, stored in C), split by hash; "
+                   f"each training roll transposed at random by up to {transpose} semitones each way"), []
+
+
 @dataclasses.dataclass(frozen=True)
 class PolyRnnSettings(TrainingSettings):
     """Training settings of ``poly-rnn`` and ``poly-made`` (``output``: ``"independent"`` or ``"made"``;
@@ -86,13 +97,7 @@ def train_poly(out_dir="runs", steps: int | None = None, command: str = "", data
     made = settings.get("output", "independent") == "made"
     name = name or ("poly-made" if made else "poly-rnn")
     settings = pick_settings(name, POLY_MADE_SETTINGS if made else POLY_RNN_SETTINGS, steps, **settings)
-    skipped = []
-    if data is None:
-        rolls = {split: [c.roll for c in datasets.load_chorales(split)] for split in datasets.SPLITS}
-        description = ("JSB-like Bach chorales (music21 corpus, quarter-note frames, stored in C), split by hash; "
-                       f"each training roll transposed at random by up to {settings.transpose} semitones each way")
-    else:
-        rolls, description, skipped = datasets.user.read_pianoroll_folder(data)
+    rolls, description, skipped = poly_rolls(data, settings.transpose)
     model_config = rnn.PolyConfig(output=settings.output, hidden_dim=settings.hidden_dim, dropout=settings.dropout,
                                   made_dim=settings.made_dim)
     model = rnn.PolyRNN(model_config)
@@ -107,15 +112,18 @@ def train_poly(out_dir="runs", steps: int | None = None, command: str = "", data
                         checkpoint_every=settings.checkpoint_every, restart=restart,
                         identity=run_identity(settings, model_config, data, description), config=model_config,
                         started=start, progress=progress, desc=name)
-    metrics = {"valid_nll": round(score_rolls(model, rolls["valid"])["nll_per_frame"], 4), "steps": settings.steps,
-               "best_step": history.best_step}
-    if "test" in rolls:
-        metrics["test_nll"] = round(score_rolls(model, rolls["test"])["nll_per_frame"], 4)
+    metrics = {**poly_scores(model, rolls), "steps": settings.steps, "best_step": history.best_step}
     result = _finish(name, out_dir, model, model_config, settings, metrics, history, command, description,
                      units="nats per frame, summed over 88 keys, first frame of each roll excluded",
                      **({"skipped": skipped} if skipped else {}))
     result["history"] = history
     return result
+
+
+def poly_scores(model, rolls: dict) -> dict:
+    """``valid_nll`` (and ``test_nll`` when ``rolls`` has a test split) in nats per frame, rounded."""
+    return {f"{split}_nll": round(score_rolls(model, rolls[split])["nll_per_frame"], 4)
+            for split in ("valid", "test") if split in rolls}
 
 
 def score_pianoroll_file(name: str, path, weights=None) -> dict:
