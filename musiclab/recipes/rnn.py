@@ -126,15 +126,25 @@ def poly_scores(model, rolls: dict) -> dict:
             for split in ("valid", "test") if split in rolls}
 
 
+PIANOROLL_MODELS = ("poly-rnn", "poly-made", "transformer-chorale")  # the models `score_pianoroll_file` takes
+
+
+def load_pianoroll_model(name: str, weights=None):
+    """``(model, sidecar)`` of piano-roll model ``name`` (one of `PIANOROLL_MODELS`), from its family's
+    ``load_pretrained``: the shipped weights, or your own at ``weights``."""
+    from ..models import rnn, transformer
+
+    if name not in PIANOROLL_MODELS:
+        raise BadInputError(f"score: {name!r} does not score piano rolls; use one of {', '.join(PIANOROLL_MODELS)}")
+    return (transformer if name in transformer.CLASSES else rnn).load_pretrained(name, weights)
+
+
 def score_pianoroll_file(name: str, path, weights=None) -> dict:
     """``python -m musiclab score poly-rnn FILE``: NLL of the piano rolls in FILE (MIDI or .npz of
     (T, 88) 0/1 arrays) in nats per frame, summed over the 88 keys, first frame of each roll excluded.
-    ``weights``: your own trained weights of model ``name`` instead of the shipped ones."""
-    from ..models import rnn
-
-    if name not in ("poly-rnn", "poly-made"):
-        raise BadInputError(f"score: {name!r} does not score piano rolls; use poly-rnn or poly-made")
-    model, _ = rnn.load_pretrained(name, weights)
+    ``name``: one of `PIANOROLL_MODELS`; ``weights``: your own trained weights of model ``name``
+    instead of the shipped ones."""
+    model, _ = load_pianoroll_model(name, weights)
     return score_rolls(model, datasets.user.read_pianorolls(path))
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from .. import train
+from .. import datasets, train
 from ..metrics import score_rolls
 from .common import TrainingSettings, _finish, pick_settings, run_identity
-from .rnn import poly_batches, poly_rolls, poly_scores, poly_step
+from .rnn import load_pianoroll_model, poly_batches, poly_rolls, poly_scores, poly_step
 from .rnn import (MelodyDataSettings, condition_labels, melody_generation_report, melody_sequences, melody_step,
                   melody_tunes, score_melody)
 
@@ -187,3 +187,39 @@ def train_transformer_chorale(out_dir="runs", steps: int | None = None, command:
                      **({"skipped": skipped} if skipped else {}))
     result["history"] = history
     return result
+
+
+CHORALE_MODELS = ("poly-made", "transformer-chorale")  # the chapter's comparison: LSTM against attention, one output
+
+
+def compare_chorale_models(split: str = "test", names=CHORALE_MODELS) -> dict[str, dict]:
+    """Score the shipped ``names`` on the same chorales of ``split`` (of the current mode) with
+    `metrics.score_rolls`: ``{name: {"nll_per_frame", "n_frames", "n_rolls", "test_nll_shipped"}}``, the
+    last the test NLL its sidecar recorded after training.
+
+    Chapter: notebooks/05_transformer.ipynb
+    """
+    rolls = [c.roll for c in datasets.load_chorales(split, progress=False)]
+    scores = {}
+    for name in names:
+        model, sidecar = load_pianoroll_model(name)
+        scores[name] = {**score_rolls(model, rolls), "test_nll_shipped": sidecar["metrics"].get("test_nll")}
+    return scores
+
+
+def sample_chorales(n_frames: int = 31, n_samples: int = 5, split: str = "test", names=CHORALE_MODELS,
+                    seed: int = 0) -> dict[str, list]:
+    """``n_samples`` continuations of ``n_frames`` quarter notes from each shipped model in ``names``,
+    sample i primed with the first frame of chorale i of ``split`` and drawn with seed ``seed + i``,
+    so every model starts from the same chords with the same seeds. Returns ``{"real": the chorales'
+    first 1 + n_frames frames, name: rolls}``, each roll uint8 [shape=(1 + n_frames, 88)].
+
+    Chapter: notebooks/05_transformer.ipynb
+    """
+    real = [c.roll[:1 + n_frames] for c in datasets.load_chorales(split, progress=False)[:n_samples]]
+    samples = {"real": real}
+    for name in names:
+        model, _ = load_pianoroll_model(name)
+        samples[name] = [model.generate(n_frames, prime=roll[:1], generator=torch.Generator().manual_seed(seed + i))
+                         for i, roll in enumerate(real)]
+    return samples
