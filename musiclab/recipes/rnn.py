@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import time
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from .. import datasets, losses, metrics, train
 from ..errors import BadInputError
 from ..metrics import score_rolls
 from .common import TrainingSettings, _finish, pick_settings, run_identity
+
+log = logging.getLogger(__name__)
 
 
 def poly_step(model):
@@ -41,14 +44,17 @@ def poly_batches(rolls, batch_size: int = 16, transpose: int = 6):
 
 
 def poly_rolls(data=None, transpose: int = 6) -> tuple[dict, str, list]:
-    """The polyphonic models' data: the JSB-like chorales by split, or the piano rolls in folder
-    ``data`` (`datasets.user.read_pianoroll_folder`). Returns ``({split: rolls}, description for the
+    """The polyphonic models' data, said in the log: the JSB-like chorales by split, or the piano rolls
+    in folder ``data`` (`datasets.user.read_pianoroll_folder`). Returns ``({split: rolls}, description for the
     sidecar, skipped files)``; ``transpose`` only goes into the description."""
     if data is not None:
-        return datasets.user.read_pianoroll_folder(data)
-    rolls = {split: [c.roll for c in datasets.load_chorales(split)] for split in datasets.SPLITS}
-    return rolls, ("JSB-like Bach chorales (music21 corpus, quarter-note frames, stored in C), split by hash; "
-                   f"each training roll transposed at random by up to {transpose} semitones each way"), []
+        rolls, description, skipped = datasets.user.read_pianoroll_folder(data)
+    else:
+        rolls, skipped = {split: [c.roll for c in datasets.load_chorales(split)] for split in datasets.SPLITS}, []
+        description = ("JSB-like Bach chorales (music21 corpus, quarter-note frames, stored in C), split by hash; "
+                       f"each training roll transposed at random by up to {transpose} semitones each way")
+    log.info("data: %s", description)
+    return rolls, description, skipped
 
 
 @dataclasses.dataclass(frozen=True)
