@@ -125,7 +125,7 @@ class ChoraleTransformerSettings(TrainingSettings):
 
     steps: int = 4000
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 2e-3
     warmup_steps: int = 200
     lr_floor: float = 0.05
     weight_decay: float = 0.01
