@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from musiclab import cli, datasets, losses, metrics, recipes, weights
-from musiclab.models import rnn, transformer
+from musiclab import cli, losses, metrics, recipes, weights
+from musiclab.models import transformer
 
 N_KEYS = 6
 

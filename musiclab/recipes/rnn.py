@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def poly_step(model):
-    """The step function of the polyphonic RNNs: NLL per frame of a padded batch of piano rolls."""
+    """The step function of the piano-roll models (poly-rnn, poly-made, transformer-chorale): NLL per
+    frame of a padded batch of piano rolls."""
 
     def step(batch, update):
         rolls, mask = batch
