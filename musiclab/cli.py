@@ -250,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=command_train)
 
     score = sub.add_parser("score", help="score piano rolls (MIDI or .npz) with a polyphonic model",
-                           models=["poly-rnn", "poly-made"])
-    score.add_argument("name", choices=["poly-rnn", "poly-made"], help="the model")
+                           models=["poly-rnn", "poly-made", "transformer-chorale"])
+    score.add_argument("name", choices=["poly-rnn", "poly-made", "transformer-chorale"], help="the model")
     score.add_argument("file", help="a MIDI file, or an .npz of (T, 88) 0/1 arrays")
     score.add_argument("--weights", help="weights to use (default: the shipped checkpoint)")
     score.set_defaults(run=command_score)

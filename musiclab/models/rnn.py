@@ -178,10 +178,10 @@ def made_masks(n_keys: int, made_dim: int) -> tuple[torch.Tensor, torch.Tensor, 
             torch.tril(torch.ones(n_keys, n_keys), diagonal=-1))
 
 
-class PolyRNN(nn.Module):
-    """An LSTM over piano-roll frames with independent or within-frame autoregressive (MADE) outputs.
-
-    The LSTM reads the previous frame v_{t-1} and summarises the past in h_t. Then:
+class PianoRollModel(nn.Module):
+    """What every piano-roll model of the book shares: given a summary h_t of the frames before t
+    (from the subclass's ``summarise``), the log-odds of frame v_t, either independent or
+    autoregressive within the frame, and sampling frame by frame.
 
     - ``"independent"``: s_{t,k} = (W h_t + b)_k, so p(v_t | h_t) = prod_k Bernoulli(sigma(s_{t,k})).
     - ``"made"``: the keys are predicted from low to high, each given h_t and the keys below it:
@@ -191,41 +191,30 @@ class PolyRNN(nn.Module):
       the 88 Bernoulli terms the exact log-likelihood of the whole frame, as in the RNN-NADE of
       Boulanger-Lewandowski et al. (2012), whose NADE is a special case of this construction.
 
-    Parameters
-    ----------
-    roll : Tensor [shape=(B, T, n_keys)], 0/1 frames v_0 .. v_{T-1}
+    A subclass calls ``super().__init__(config, context_dim)`` (``config`` has ``n_keys``,
+    ``output``, ``made_dim``, ``dropout``) and defines ``summarise(roll, state=None) -> (h, state)``.
 
-    Returns
-    -------
-    logits : Tensor [shape=(B, T - 1, n_keys)], the log-odds of frames v_1 .. v_{T-1} (for MADE,
-        each key's log-odds given the true keys below it: teacher forcing within the frame)
+    Chapter: notebooks/04_rnn.ipynb
     """
 
-    def __init__(self, config: PolyConfig):
+    def __init__(self, config, context_dim: int):
         super().__init__()
         if config.output not in ("independent", "made"):
             raise BadInputError(f"output={config.output!r}: expected 'independent' or 'made'")
         self.config = config
-        self.lstm = nn.LSTM(config.n_keys, config.hidden_dim, config.n_layers, batch_first=True,
-                            dropout=config.dropout if config.n_layers > 1 else 0.0)
         self.dropout = nn.Dropout(config.dropout)
-        self.key_bias = nn.Linear(config.hidden_dim, config.n_keys)
+        self.key_bias = nn.Linear(context_dim, config.n_keys)
         if config.output == "made":
             K, D = config.n_keys, config.made_dim
             self.input_to_hidden = nn.Linear(K, D)
-            self.context_to_hidden = nn.Linear(config.hidden_dim, D, bias=False)
+            self.context_to_hidden = nn.Linear(context_dim, D, bias=False)
             self.hidden_to_output = nn.Linear(D, K, bias=False)
             self.input_to_output = nn.Linear(K, K, bias=False)
             for name, mask in zip(("mask_in", "mask_out", "mask_direct"), made_masks(K, D)):
                 self.register_buffer(name, mask, persistent=False)
 
-    def summarise(self, roll, state=None):
-        """h_t for each next frame: [shape=(B, T, hidden_dim)] from frames [shape=(B, T, n_keys)]."""
-        h, state = self.lstm(roll.float(), state)
-        return self.dropout(h), state
-
     def frame_logits(self, h, frame):
-        """Log-odds of ``frame`` [shape=(..., n_keys)] given h [shape=(..., hidden_dim)]."""
+        """Log-odds of ``frame`` [shape=(..., n_keys)] given h [shape=(..., context_dim)]."""
         bias = self.key_bias(h)
         if self.config.output == "independent":
             return bias
@@ -241,7 +230,7 @@ class PolyRNN(nn.Module):
 
     @torch.no_grad()
     def sample_frame(self, h, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw one frame [shape=(B, n_keys)] given h [shape=(B, hidden_dim)]: all keys at once
+        """Draw one frame [shape=(B, n_keys)] given h [shape=(B, context_dim)]: all keys at once
         (independent), or key by key from low to high, each pass fixing one more key (MADE)."""
         frame = torch.zeros(h.shape[0], self.config.n_keys, device=h.device)
         keys = range(self.config.n_keys) if self.config.output == "made" else [slice(None)]
@@ -271,6 +260,31 @@ class PolyRNN(nn.Module):
             h = h[:, -1]
         self.train(was_training)
         return torch.cat(frames).cpu().numpy().astype(np.uint8)
+
+
+class PolyRNN(PianoRollModel):
+    """An LSTM over piano-roll frames with independent or within-frame autoregressive (MADE) outputs
+    (`PianoRollModel`): the LSTM reads the previous frame v_{t-1} and summarises the past in h_t.
+
+    Parameters
+    ----------
+    roll : Tensor [shape=(B, T, n_keys)], 0/1 frames v_0 .. v_{T-1}
+
+    Returns
+    -------
+    logits : Tensor [shape=(B, T - 1, n_keys)], the log-odds of frames v_1 .. v_{T-1} (for MADE,
+        each key's log-odds given the true keys below it: teacher forcing within the frame)
+    """
+
+    def __init__(self, config: PolyConfig):
+        super().__init__(config, config.hidden_dim)
+        self.lstm = nn.LSTM(config.n_keys, config.hidden_dim, config.n_layers, batch_first=True,
+                            dropout=config.dropout if config.n_layers > 1 else 0.0)
+
+    def summarise(self, roll, state=None):
+        """h_t for each next frame: [shape=(B, T, hidden_dim)] from frames [shape=(B, T, n_keys)]."""
+        h, state = self.lstm(roll.float(), state)
+        return self.dropout(h), state
 
 
 def check_rolls(rolls, n_keys: int = 88, name: str = "piano roll") -> list[np.ndarray]:

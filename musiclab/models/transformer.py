@@ -367,3 +367,76 @@ def load_pretrained(name: str = "transformer-melody", path=None) -> tuple[Melody
     Chapter: notebooks/05_transformer.ipynb
     """
     return weights.load_family(name, CLASSES, path)
+
+
+# The chorale Transformer ------------------------------------------------------------------------------
+
+
+@dataclass
+class ChoraleTransformerConfig:
+    """The chorale Transformer's sizes (see `ChoraleTransformer`): the attention stack's fields are
+    those of `MelodyTransformerConfig`, the output's those of `rnn.PolyConfig`.
+
+    Chapter: notebooks/05_transformer.ipynb
+    """
+
+    n_keys: int = 88
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 3
+    d_ff: int = 512
+    dropout: float = 0.2
+    position: str = "relative"  # or "absolute" (sinusoidal)
+    max_distance: int = 64  # frames (quarter notes): 16 bars of 4/4; further back shares one embedding
+    output: str = "made"  # or "independent"
+    made_dim: int = 512
+
+
+class ChoraleTransformer(rnn.PianoRollModel):
+    """p(v_t | v_<t) over piano-roll frames: the melody Transformer's causal attention blocks over
+    the frames, then poly-made's output (`rnn.PianoRollModel`), autoregressive within each frame.
+
+    Frame v_{t-1} enters as a linear embedding W v_{t-1} (the sum of its sounding keys' vectors);
+    ``n_layers`` `Block`s with relative (or absolute) position attend to the frames so far and give
+    h_t; the MADE head turns h_t and the keys below k into the log-odds of key k of frame t. Only
+    the summary of the past differs from poly-made's LSTM, so the two NLLs compare the two ways of
+    reading the past.
+
+    Parameters
+    ----------
+    roll : Tensor [shape=(B, T, n_keys)], 0/1 frames v_0 .. v_{T-1}
+
+    Returns
+    -------
+    logits : Tensor [shape=(B, T - 1, n_keys)], the log-odds of frames v_1 .. v_{T-1}, each key's
+        given the true keys below it (teacher forcing within the frame); the loss is
+        `losses.pianoroll_nll`, the score `metrics.score_rolls`, as for poly-made
+
+    Chapter: notebooks/05_transformer.ipynb
+    """
+
+    def __init__(self, config: ChoraleTransformerConfig):
+        if config.position not in POSITIONS:
+            raise BadInputError(f"position={config.position!r}: expected one of {POSITIONS}")
+        super().__init__(config, config.d_model)
+        self.embed = nn.Linear(config.n_keys, config.d_model)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.norm = nn.LayerNorm(config.d_model)
+
+    def summarise(self, roll, state=None):
+        """h_t for each next frame [shape=(B, T, d_model)] from frames [shape=(B, T, n_keys)], and the
+        key/value cache (one (k, v) per layer) to continue from: ``generate`` feeds one frame a step."""
+        n_past = 0 if state is None else state[0][0].shape[2]
+        x = self.embed(roll.float())
+        if self.config.position == "absolute":
+            x = x + sinusoidal_positions(torch.arange(n_past, n_past + roll.shape[1], device=roll.device),
+                                         self.config.d_model)
+        x = self.dropout(x)
+        caches = []
+        for i, block in enumerate(self.blocks):
+            x, cache = block(x, None if state is None else state[i])
+            caches.append(cache)
+        return self.norm(x), tuple(caches)
+
+
+CLASSES["transformer-chorale"] = (ChoraleTransformer, ChoraleTransformerConfig)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import time
 from pathlib import Path
 
@@ -17,9 +18,12 @@ from ..errors import BadInputError
 from ..metrics import score_rolls
 from .common import TrainingSettings, _finish, pick_settings, run_identity
 
+log = logging.getLogger(__name__)
+
 
 def poly_step(model):
-    """The step function of the polyphonic RNNs: NLL per frame of a padded batch of piano rolls."""
+    """The step function of the piano-roll models (poly-rnn, poly-made, transformer-chorale): NLL per
+    frame of a padded batch of piano rolls."""
 
     def step(batch, update):
         rolls, mask = batch
@@ -38,6 +42,20 @@ def poly_batches(rolls, batch_size: int = 16, transpose: int = 6):
     rolls = datasets.TransposedRolls([r for r in rolls if len(r) >= 2], range(-transpose, transpose + 1))
     return torch.utils.data.DataLoader(rolls, batch_size=batch_size, shuffle=True, drop_last=len(rolls) > batch_size,
                                        collate_fn=rnn.pad_rolls)
+
+
+def poly_rolls(data=None, transpose: int = 6) -> tuple[dict, str, list]:
+    """The polyphonic models' data, said in the log: the JSB-like chorales by split, or the piano rolls
+    in folder ``data`` (`datasets.user.read_pianoroll_folder`). Returns ``({split: rolls}, description for the
+    sidecar, skipped files)``; ``transpose`` only goes into the description."""
+    if data is not None:
+        rolls, description, skipped = datasets.user.read_pianoroll_folder(data)
+    else:
+        rolls, skipped = {split: [c.roll for c in datasets.load_chorales(split)] for split in datasets.SPLITS}, []
+        description = ("JSB-like Bach chorales (music21 corpus, quarter-note frames, stored in C), split by hash; "
+                       f"each training roll transposed at random by up to {transpose} semitones each way")
+    log.info("data: %s", description)
+    return rolls, description, skipped
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,13 +104,7 @@ def train_poly(out_dir="runs", steps: int | None = None, command: str = "", data
     made = settings.get("output", "independent") == "made"
     name = name or ("poly-made" if made else "poly-rnn")
     settings = pick_settings(name, POLY_MADE_SETTINGS if made else POLY_RNN_SETTINGS, steps, **settings)
-    skipped = []
-    if data is None:
-        rolls = {split: [c.roll for c in datasets.load_chorales(split)] for split in datasets.SPLITS}
-        description = ("JSB-like Bach chorales (music21 corpus, quarter-note frames, stored in C), split by hash; "
-                       f"each training roll transposed at random by up to {settings.transpose} semitones each way")
-    else:
-        rolls, description, skipped = datasets.user.read_pianoroll_folder(data)
+    rolls, description, skipped = poly_rolls(data, settings.transpose)
     model_config = rnn.PolyConfig(output=settings.output, hidden_dim=settings.hidden_dim, dropout=settings.dropout,
                                   made_dim=settings.made_dim)
     model = rnn.PolyRNN(model_config)
@@ -107,10 +119,7 @@ def train_poly(out_dir="runs", steps: int | None = None, command: str = "", data
                         checkpoint_every=settings.checkpoint_every, restart=restart,
                         identity=run_identity(settings, model_config, data, description), config=model_config,
                         started=start, progress=progress, desc=name)
-    metrics = {"valid_nll": round(score_rolls(model, rolls["valid"])["nll_per_frame"], 4), "steps": settings.steps,
-               "best_step": history.best_step}
-    if "test" in rolls:
-        metrics["test_nll"] = round(score_rolls(model, rolls["test"])["nll_per_frame"], 4)
+    metrics = {**poly_scores(model, rolls), "steps": settings.steps, "best_step": history.best_step}
     result = _finish(name, out_dir, model, model_config, settings, metrics, history, command, description,
                      units="nats per frame, summed over 88 keys, first frame of each roll excluded",
                      **({"skipped": skipped} if skipped else {}))
@@ -118,15 +127,31 @@ def train_poly(out_dir="runs", steps: int | None = None, command: str = "", data
     return result
 
 
+def poly_scores(model, rolls: dict) -> dict:
+    """``valid_nll`` (and ``test_nll`` when ``rolls`` has a test split) in nats per frame, rounded."""
+    return {f"{split}_nll": round(score_rolls(model, rolls[split])["nll_per_frame"], 4)
+            for split in ("valid", "test") if split in rolls}
+
+
+PIANOROLL_MODELS = ("poly-rnn", "poly-made", "transformer-chorale")  # the models `score_pianoroll_file` takes
+
+
+def load_pianoroll_model(name: str, weights=None):
+    """``(model, sidecar)`` of piano-roll model ``name`` (one of `PIANOROLL_MODELS`), from its family's
+    ``load_pretrained``: the shipped weights, or your own at ``weights``."""
+    from ..models import rnn, transformer
+
+    if name not in PIANOROLL_MODELS:
+        raise BadInputError(f"score: {name!r} does not score piano rolls; use one of {', '.join(PIANOROLL_MODELS)}")
+    return (transformer if name in transformer.CLASSES else rnn).load_pretrained(name, weights)
+
+
 def score_pianoroll_file(name: str, path, weights=None) -> dict:
     """``python -m musiclab score poly-rnn FILE``: NLL of the piano rolls in FILE (MIDI or .npz of
     (T, 88) 0/1 arrays) in nats per frame, summed over the 88 keys, first frame of each roll excluded.
-    ``weights``: your own trained weights of model ``name`` instead of the shipped ones."""
-    from ..models import rnn
-
-    if name not in ("poly-rnn", "poly-made"):
-        raise BadInputError(f"score: {name!r} does not score piano rolls; use poly-rnn or poly-made")
-    model, _ = rnn.load_pretrained(name, weights)
+    ``name``: one of `PIANOROLL_MODELS`; ``weights``: your own trained weights of model ``name``
+    instead of the shipped ones."""
+    model, _ = load_pianoroll_model(name, weights)
     return score_rolls(model, datasets.user.read_pianorolls(path))
 
 

@@ -1,8 +1,10 @@
-"""The chapter's Transformers: ``python -m musiclab train transformer-melody``.
+"""The chapter's Transformers: ``python -m musiclab train transformer-melody | transformer-chorale``.
 
 The melody Transformer trains on exactly the melody RNN's data (the same tokens, chunks, splits and
 region / tune-type conditions, from `recipes.rnn`), and is scored by the same function, so the two
-held-out NLLs are over the same tokens.
+held-out NLLs are over the same tokens. The chorale Transformer trains on exactly poly-made's piano
+rolls, split and transpositions (`recipes.rnn.poly_rolls`, `recipes.rnn.poly_batches`), and is scored
+by the same `metrics.score_rolls`.
 
 Chapter: notebooks/05_transformer.ipynb
 """
@@ -14,8 +16,10 @@ from pathlib import Path
 
 import torch
 
-from .. import train
-from .common import _finish, pick_settings, run_identity
+from .. import datasets, train
+from ..metrics import score_rolls
+from .common import TrainingSettings, _finish, pick_settings, run_identity
+from .rnn import load_pianoroll_model, poly_batches, poly_rolls, poly_scores, poly_step
 from .rnn import (MelodyDataSettings, condition_labels, melody_generation_report, melody_sequences, melody_step,
                   melody_tunes, score_melody)
 
@@ -107,3 +111,115 @@ def train_transformer_melody(out_dir="runs", steps: int | None = None, command: 
                      **({"skipped": skipped} if skipped else {}))
     result["history"] = history
     return result
+
+
+@dataclasses.dataclass(frozen=True)
+class ChoraleTransformerSettings(TrainingSettings):
+    """Training settings of ``transformer-chorale`` (defaults: full mode; `CHORALE_TRANSFORMER_SETTINGS`
+    holds both presets). The data and its augmentation are poly-made's (``transpose``: each training
+    roll moved by a random shift of up to this many semitones each way); the learning rate warms up
+    for ``warmup_steps``, then decays linearly to ``lr_floor`` times its start.
+
+    Chapter: notebooks/05_transformer.ipynb
+    """
+
+    steps: int = 4000
+    batch_size: int = 16
+    lr: float = 2e-3
+    warmup_steps: int = 200
+    lr_floor: float = 0.05
+    weight_decay: float = 0.01
+    log_every: int = 50
+    eval_every: int = 200
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 3
+    d_ff: int = 512
+    dropout: float = 0.2
+    position: str = "relative"
+    max_distance: int = 64
+    made_dim: int = 512
+    transpose: int = 6
+
+
+CHORALE_TRANSFORMER_SETTINGS = {
+    "full": ChoraleTransformerSettings(),
+    "quick": ChoraleTransformerSettings(steps=150, lr=3e-3, warmup_steps=20, log_every=10, eval_every=25, d_model=64,
+                                        n_layers=2, d_ff=256, made_dim=128)}
+
+
+def train_transformer_chorale(out_dir="runs", steps: int | None = None, command: str = "", data: str | None = None,
+                              progress: bool = True, restart: bool = False, name: str = "transformer-chorale",
+                              **settings) -> dict:
+    """The chorale Transformer (`models.transformer.ChoraleTransformer`) on poly-made's data: the
+    JSB-like chorales and their split, each training roll randomly transposed, or the piano rolls in
+    folder ``data`` (see `datasets.user.read_pianoroll_folder`; a ``test.npz`` there is scored after
+    training). Reports nats per frame on valid (and test), as poly-made does. ``settings``: fields
+    of `ChoraleTransformerSettings` to change; ``name``: the files' name in ``out_dir``.
+
+    Chapter: notebooks/05_transformer.ipynb
+    """
+    from ..models import transformer
+
+    start = time.perf_counter()
+    settings = pick_settings(name, CHORALE_TRANSFORMER_SETTINGS, steps, **settings)
+    rolls, description, skipped = poly_rolls(data, settings.transpose)
+    model_config = transformer.ChoraleTransformerConfig(
+        d_model=settings.d_model, n_heads=settings.n_heads, n_layers=settings.n_layers, d_ff=settings.d_ff,
+        dropout=settings.dropout, position=settings.position, max_distance=settings.max_distance,
+        made_dim=settings.made_dim)
+    model = transformer.ChoraleTransformer(model_config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    out_dir = Path(out_dir)
+    history = train.fit(model, optimizer, poly_step(model), poly_batches(rolls["train"], settings.batch_size,
+                                                                          settings.transpose), settings.steps,
+                        lr_schedule=lambda s: warmup_then_linear_decay(s, settings.warmup_steps, settings.steps,
+                                                                       settings.lr_floor),
+                        evaluate=lambda: {"valid_nll": score_rolls(model, rolls["valid"])["nll_per_frame"]},
+                        eval_every=settings.eval_every, keep_best="valid_nll", log_every=settings.log_every,
+                        seed=settings.seed, checkpoint_path=out_dir / f"{name}.pt",
+                        checkpoint_every=settings.checkpoint_every, restart=restart,
+                        identity=run_identity(settings, model_config, data, description), config=model_config,
+                        started=start, progress=progress, desc=name)
+    metrics = {**poly_scores(model, rolls), "steps": settings.steps, "best_step": history.best_step}
+    result = _finish(name, out_dir, model, model_config, settings, metrics, history, command, description,
+                     units="nats per frame, summed over 88 keys, first frame of each roll excluded",
+                     **({"skipped": skipped} if skipped else {}))
+    result["history"] = history
+    return result
+
+
+CHORALE_MODELS = ("poly-made", "transformer-chorale")  # the chapter's comparison: LSTM against attention, one output
+
+
+def compare_chorale_models(split: str = "test", names=CHORALE_MODELS) -> dict[str, dict]:
+    """Score the shipped ``names`` on the same chorales of ``split`` (of the current mode) with
+    `metrics.score_rolls`: ``{name: {"nll_per_frame", "n_frames", "n_rolls", "test_nll_shipped"}}``, the
+    last the test NLL its sidecar recorded after training.
+
+    Chapter: notebooks/05_transformer.ipynb
+    """
+    rolls = [c.roll for c in datasets.load_chorales(split, progress=False)]
+    scores = {}
+    for name in names:
+        model, sidecar = load_pianoroll_model(name)
+        scores[name] = {**score_rolls(model, rolls), "test_nll_shipped": sidecar["metrics"].get("test_nll")}
+    return scores
+
+
+def sample_chorales(n_frames: int = 31, n_samples: int = 5, split: str = "test", names=CHORALE_MODELS,
+                    seed: int = 0) -> dict[str, list]:
+    """``n_samples`` continuations of ``n_frames`` quarter notes from each shipped model in ``names``,
+    sample i primed with the first frame of chorale i of ``split`` and drawn with seed ``seed + i``,
+    so every model starts from the same chords with the same seeds. Returns ``{"real": the chorales'
+    first 1 + n_frames frames, name: rolls}``, each roll uint8 [shape=(1 + n_frames, 88)].
+
+    Chapter: notebooks/05_transformer.ipynb
+    """
+    real = [c.roll[:1 + n_frames] for c in datasets.load_chorales(split, progress=False)[:n_samples]]
+    samples = {"real": real}
+    for name in names:
+        model, _ = load_pianoroll_model(name)
+        samples[name] = [model.generate(n_frames, prime=roll[:1], generator=torch.Generator().manual_seed(seed + i))
+                         for i, roll in enumerate(real)]
+    return samples
