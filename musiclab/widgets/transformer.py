@@ -1,9 +1,12 @@
 """Chapter 5's explorers: what each attention head of the melody Transformer looks at over a held-out
-tune (pick a tune, a layer and a head), with a static gallery of the same maps for the HTML book.
+tune (pick a tune, a layer and a head), and the Transformer continuing a tune you pick or upload
+(temperature, top-p); the chapter renders static galleries of both for the HTML book.
 
 Chapter: notebooks/05_transformer.ipynb
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -103,3 +106,87 @@ def attention_gallery_items(maps: np.ndarray, grid, heads, title: str) -> list[d
         fig = attention_figure(maps, grid, layer, head, title)
         items.append({"title": f"layer {layer}, head {head}", "image": plot.figure_to_png_base64(fig)})
     return items
+
+
+def continuation_view(model, tune, temperature: float = 1.0, top_p: float | None = None, seed: int = 0,
+                      prime_bars: int = 4, n_bars: int = 8, program: int = 73, qpm: int = 110):
+    """The first ``prime_bars`` of ``tune`` (a `datasets.Tune`, or a grid with no labels) continued
+    by ``model`` for ``n_bars``: returns ``(figure, y)``, the notes with the prime marked, and audio.
+
+    Chapter: notebooks/05_transformer.ipynb
+    """
+    from .. import audio
+
+    grid = np.asarray(getattr(tune, "grid", tune))
+    prime = grid[:16 * prime_bars].astype(np.int64)
+    new = model.generate(16 * n_bars, prime=prime, region=getattr(tune, "region", None),
+                         tune_type=getattr(tune, "tune_type", None), temperature=temperature, top_p=top_p,
+                         generator=torch.Generator().manual_seed(seed))
+    notes = symbolic.grid_to_notes(np.concatenate([prime, new]))
+    fig, ax = plt.subplots(figsize=(8, 2.2), layout="constrained")
+    plot.plot_notes(notes, ax=ax, title=f"tau {temperature}, top-p {top_p or 'off'}")
+    ax.axvline(len(prime) / symbolic.STEPS_PER_QUARTER, color="k", linestyle="--")
+    return fig, audio.render_notes(notes, program=program, qpm=qpm)
+
+
+def prime_from_upload(item: dict, upload_dir) -> np.ndarray:
+    """The event grid of an uploaded ABC or MIDI melody (an ipywidgets ``FileUpload`` item), by
+    `models.rnn.melody_to_prime`; a MIDI file is written to ``upload_dir`` first.
+
+    Chapter: notebooks/05_transformer.ipynb
+    """
+    from ..models import rnn
+
+    suffix = item["name"].rsplit(".", 1)[-1].lower()
+    if suffix == "abc":
+        return rnn.melody_to_prime(bytes(item["content"]).decode("utf-8"))
+    path = Path(upload_dir) / f"upload.{suffix}"
+    path.write_bytes(bytes(item["content"]))
+    return rnn.melody_to_prime(path)
+
+
+def continuation_explorer(model, tunes, upload_dir):
+    """Prime with a held-out tune or a melody file you upload (`prime_from_upload`, into
+    ``upload_dir``), choose temperature and top-p, hear the continuation; "regenerate" draws a new
+    sample.
+
+    Chapter: notebooks/05_transformer.ipynb
+    """
+    import ipywidgets as w
+    from IPython.display import display
+
+    from .. import audio
+
+    titles = {f"{t.title[:40]} ({t.region})": t for t in tunes}
+    tune = w.Dropdown(options=list(titles), description="prime")
+    temperature = w.FloatSlider(value=1.0, min=0.3, max=1.8, step=0.1, description="temperature")
+    top_p = w.FloatSlider(value=1.0, min=0.5, max=1.0, step=0.05, description="top-p (1 off)")
+    upload = w.FileUpload(accept=".mid,.midi,.abc", description="your tune")
+    again = w.Button(description="regenerate")
+    out, seed = w.Output(), [0]
+
+    def redraw(*_):
+        with out:
+            out.clear_output(wait=True)
+            primed = titles[tune.value]
+            if upload.value:
+                item = upload.value[0] if isinstance(upload.value, tuple) else next(iter(upload.value.values()))
+                try:
+                    primed = prime_from_upload(item, upload_dir)
+                except Exception as error:  # a bad file is reported, the explorer keeps working
+                    print(f"cannot use {item['name']}: {error}")
+                    return
+            fig, y = continuation_view(model, primed, temperature.value, top_p.value if top_p.value < 1 else None, seed[0])
+            display(fig)
+            plt.close(fig)
+            display(audio.player(y, audio.DEFAULT_SR))
+
+    def regenerate(_):
+        seed[0] += 1
+        redraw()
+
+    for control in (tune, temperature, top_p, upload):
+        control.observe(redraw, "value")
+    again.on_click(regenerate)
+    redraw()
+    return w.VBox([w.HBox([tune, temperature, top_p]), w.HBox([upload, again]), out])
