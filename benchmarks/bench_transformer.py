@@ -3,8 +3,8 @@ cache; the relative attention logits computed naively and by skewing, against L)
 against the melody RNN on the same CPU budget, and its samples (copy rates, MGEval overlap).
 
     .venv/bin/python benchmarks/bench_transformer.py speed [--weights PATH] [--threads 1] [--repeats 7]
-    OMP_NUM_THREADS=1 MUSICLAB_MODE=full .venv/bin/python benchmarks/bench_transformer.py budget --out DIR --run rnn
-    OMP_NUM_THREADS=1 MUSICLAB_MODE=full .venv/bin/python benchmarks/bench_transformer.py budget --out DIR --run absolute
+    OMP_NUM_THREADS=1 MUSICLAB_MODE=full .venv/bin/python benchmarks/bench_transformer.py budget --out DIR --run rnn --steps 1000
+    OMP_NUM_THREADS=1 MUSICLAB_MODE=full .venv/bin/python benchmarks/bench_transformer.py budget --out DIR --run absolute --steps 600
     OMP_NUM_THREADS=1 MUSICLAB_MODE=full .venv/bin/python benchmarks/bench_transformer.py quality --budget DIR
 
 ``speed`` uses the full-mode model size (or your trained ``--weights``): 256 tokens, the 16th-note
@@ -103,17 +103,17 @@ def curve_of(result) -> list[dict]:
             if "valid_nll" in row]
 
 
-def budget(out_dir: Path, run: str, rnn_steps: int) -> None:
+def budget(out_dir: Path, run: str, steps: int) -> None:
     clock_every_fit()
     if run == "rnn":
-        result = recipes.rnn.train_melody(out_dir=out_dir, steps=rnn_steps, eval_every=100, progress=False)
+        result = recipes.rnn.train_melody(out_dir=out_dir, steps=steps, eval_every=100, progress=False)
         scores = {"curve": curve_of(result), "test_nll": test_nll(rnn.load_pretrained(path=result["weights"])[0]),
-                  "settings": f"melody-rnn full preset, --steps {rnn_steps}, evaluated every 100 steps"}
+                  "settings": f"melody-rnn full preset, --steps {steps}, evaluated every 100 steps"}
     else:
-        result = recipes.transformer.train_transformer_melody(out_dir=out_dir, position="absolute", progress=False,
-                                                              name="transformer-melody-absolute")
+        result = recipes.transformer.train_transformer_melody(out_dir=out_dir, steps=steps, position="absolute",
+                                                              progress=False, name="transformer-melody-absolute")
         scores = {"curve": curve_of(result), "test_nll": result["test_nll"],
-                  "settings": "transformer-melody full preset, position absolute"}
+                  "settings": f"transformer-melody full preset, position absolute, --steps {steps}"}
     print(run, "test NLL", scores["test_nll"])
     (out_dir / f"budget-{run}.json").write_text(json.dumps(scores, indent=1))
 
@@ -167,7 +167,7 @@ def main() -> None:
     run = commands.add_parser("budget", help="melody RNN and absolute-position Transformer with a CPU clock")
     run.add_argument("--out", required=True, help="folder for the runs and budget.json")
     run.add_argument("--run", choices=("rnn", "absolute"), required=True)
-    run.add_argument("--rnn-steps", type=int, default=2000)
+    run.add_argument("--steps", type=int, required=True, help="optimizer steps of the run")
     scored = commands.add_parser("quality", help="test NLL, copy rates and MGEval overlap of both shipped models")
     scored.add_argument("--melodies", type=int, default=200)
     scored.add_argument("--budget", help="the --out folder of `budget`: write everything into the shipped sidecar")
@@ -175,7 +175,7 @@ def main() -> None:
     torch.set_num_threads(getattr(args, "threads", 1))
     print(f"torch threads: {torch.get_num_threads()}")
     if args.command == "budget":
-        budget(Path(args.out), args.run, args.rnn_steps)
+        budget(Path(args.out), args.run, args.steps)
     elif args.command == "quality":
         quality(args.melodies, args.budget)
     else:
