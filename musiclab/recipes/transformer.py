@@ -2,7 +2,9 @@
 
 The melody Transformer trains on exactly the melody RNN's data (the same tokens, chunks, splits and
 region / tune-type conditions, from `recipes.rnn`), and is scored by the same function, so the two
-held-out NLLs are over the same tokens.
+held-out NLLs are over the same tokens. Its evaluations carry a CPU clock (`cpu_clocked`), and the
+sidecar keeps the validation curve against it (``valid_curve``) and the NLL on the folk test split
+(``metrics.test_nll``), so that it can be compared with other models on the same budget.
 
 Chapter: notebooks/05_transformer.ipynb
 """
