@@ -6,6 +6,7 @@ against the melody RNN on the same CPU budget, and its samples (copy rates, MGEv
     OMP_NUM_THREADS=1 MUSICLAB_MODE=full .venv/bin/python benchmarks/bench_transformer.py budget --out DIR --run rnn --steps 1000
     OMP_NUM_THREADS=1 MUSICLAB_MODE=full .venv/bin/python benchmarks/bench_transformer.py budget --out DIR --run absolute --steps 600
     OMP_NUM_THREADS=1 MUSICLAB_MODE=full .venv/bin/python benchmarks/bench_transformer.py quality --budget DIR
+    .venv/bin/python benchmarks/bench_transformer.py merge --budget DIR   (if the budget runs ended later)
 
 ``speed`` uses the full-mode model size (or your trained ``--weights``): 256 tokens, the 16th-note
 grid's 16 bars of 4/4. Times are wall milliseconds (median) and CPU milliseconds of this process,
@@ -147,13 +148,27 @@ def quality(n_melodies: int, budget_path: str | None) -> None:
                                             "spread": round(table["real (ceiling)"]["spread"]["overlap"], 4)}
     print(json.dumps(report, indent=1))
     if budget_path:
-        path = Path(weights.__file__).parent / "checkpoints" / "transformer-melody.json"
-        sidecar = json.loads(path.read_text())
-        sidecar["comparison"] = {**report, "budget": {
-            "melody RNN": json.loads(Path(budget_path, "budget-rnn.json").read_text()),
-            "Transformer, absolute position": json.loads(Path(budget_path, "budget-absolute.json").read_text())},
-                                 "command": "benchmarks/bench_transformer.py budget, then quality --budget"}
-        path.write_text(json.dumps(sidecar, indent=2) + "\n")
+        Path(budget_path, "quality.json").write_text(json.dumps(report, indent=1))
+        merge_into_sidecar(budget_path)
+
+
+def merge_into_sidecar(budget_path) -> None:
+    """Write quality.json and the budget runs of folder ``budget_path`` into the shipped
+    Transformer's sidecar, under ``comparison``, where the chapter reads them."""
+    folder = Path(budget_path)
+    runs = {"melody RNN": folder / "budget-rnn.json", "Transformer, absolute position": folder / "budget-absolute.json"}
+    missing = [str(path) for path in runs.values() if not path.exists()]
+    if missing:
+        print(f"not merged yet, missing {missing}: run `merge --budget {folder}` when they are there")
+        return
+    path = Path(weights.__file__).parent / "checkpoints" / "transformer-melody.json"
+    sidecar = json.loads(path.read_text())
+    sidecar["comparison"] = {**json.loads((folder / "quality.json").read_text()),
+                             "budget": {name: json.loads(run.read_text()) for name, run in runs.items()},
+                             "command": "benchmarks/bench_transformer.py budget (--run rnn, --run absolute), "
+                                        "then quality --budget"}
+    path.write_text(json.dumps(sidecar, indent=2) + "\n")
+    print(f"merged into {path}")
 
 
 def main() -> None:
@@ -171,6 +186,8 @@ def main() -> None:
     scored = commands.add_parser("quality", help="test NLL, copy rates and MGEval overlap of both shipped models")
     scored.add_argument("--melodies", type=int, default=200)
     scored.add_argument("--budget", help="the --out folder of `budget`: write everything into the shipped sidecar")
+    merge = commands.add_parser("merge", help="write quality.json and the budget runs into the shipped sidecar")
+    merge.add_argument("--budget", required=True, help="the --out folder of `budget` and `quality`")
     args = parser.parse_args()
     torch.set_num_threads(getattr(args, "threads", 1))
     print(f"torch threads: {torch.get_num_threads()}")
@@ -178,6 +195,8 @@ def main() -> None:
         budget(Path(args.out), args.run, args.steps)
     elif args.command == "quality":
         quality(args.melodies, args.budget)
+    elif args.command == "merge":
+        merge_into_sidecar(args.budget)
     else:
         model = transformer.load_pretrained(path=args.weights)[0] if args.weights else full_mode_model()
         config = model.config
