@@ -40,15 +40,17 @@ def transposed_phrases(tunes, n: int, seed: int = 0) -> list[np.ndarray]:
     return [phrases[int(i)].numpy() for i in picks]
 
 
-def melody_rnn_samples(conditions, n_bars: int, seed: int = 0, temperature: float = 1.0) -> list[np.ndarray]:
-    """One melody of ``n_bars`` bars from the shipped chapter-4 melody RNN per (region, tune type)
-    in ``conditions`` (labels it has not seen count as unknown).
+def melody_rnn_samples(conditions, n_bars: int, seed: int = 0, temperature: float = 1.0,
+                       name: str = "melody-rnn") -> list[np.ndarray]:
+    """One melody of ``n_bars`` bars from the shipped chapter-4 melody RNN (or, with
+    ``name="transformer-melody"``, the chapter-5 melody Transformer) per (region, tune type) in
+    ``conditions`` (labels it has not seen count as unknown).
 
     Chapter: notebooks/12_evaluating_generative_models.ipynb
     """
-    from .models import rnn
+    from .models import rnn, transformer
 
-    model = rnn.load_pretrained("melody-rnn")[0]
+    model = (transformer if name.startswith("transformer") else rnn).load_pretrained(name)[0]
     generator = torch_generator(seed)
     return [model.generate(16 * n_bars, region=region, tune_type=tune_type, temperature=temperature,
                            generator=generator) for region, tune_type in conditions]

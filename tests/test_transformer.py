@@ -79,6 +79,35 @@ def test_attention_weights_sum_to_one_and_ignore_masked_keys():
         assert torch.all(weights_[i, i + 1:] == 0)
 
 
+@pytest.mark.parametrize("n_queries, n_keys, relative", [(6, 6, False), (6, 6, True), (3, 7, True), (1, 5, False)])
+def test_the_fused_kernel_equals_the_written_out_weights(n_queries, n_keys, relative):
+    torch.manual_seed(3)
+    q, k, v = torch.randn(2, 3, n_queries, 4), torch.randn(2, 3, n_keys, 4), torch.randn(2, 3, n_keys, 4)
+    relative_logits = transformer.relative_logits_skewed(q, torch.randn(3, 5, 4), n_keys) if relative else None
+    torch.testing.assert_close(transformer.attend(q, k, v, relative_logits),
+                               transformer.attention_weights(q, k, relative_logits) @ v, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("position", transformer.POSITIONS)
+def test_attention_maps_are_the_weights_each_layer_used(position):
+    model = _model(position)
+    tokens = _tokens(9)[:1]
+    maps = transformer.attention_maps(model, tokens, *(c[:1] for c in CONDITION))
+    assert maps.shape == (2, 2, 9, 9)
+    torch.testing.assert_close(maps.sum(-1), torch.ones(2, 2, 9))
+    assert torch.all(maps.triu(1) == 0)  # nothing from the future
+    # an independent route: the first layer's input is the embedding sum; its output must be the
+    # weights applied to its own values
+    block = model.blocks[0]
+    x = block.norm_attention(model.embed(tokens) + (model.embed_region(CONDITION[0][:1])
+                                                    + model.embed_tune_type(CONDITION[1][:1]))[:, None]
+                             + (transformer.sinusoidal_positions(torch.arange(9), 16) if position == "absolute" else 0))
+    _, _, v = block.attention.qkv(x).view(1, 9, 3, 2, 8).permute(2, 0, 3, 1, 4)
+    expected, _ = block.attention(x)
+    by_maps = block.attention.out((maps[0:1] @ v).transpose(1, 2).reshape(1, 9, 16))
+    torch.testing.assert_close(by_maps, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_sinusoidal_positions_alternate_sin_and_cos():
     table = transformer.sinusoidal_positions(torch.arange(5), 6)
     assert table.shape == (5, 6)
@@ -207,6 +236,32 @@ def test_recipe_names_an_unusable_folder(tmp_path):
     with pytest.raises(BadInputError, match="empty"):
         recipes.transformer.train_transformer_melody(tmp_path / "out", steps=1, data=str(tmp_path / "empty"),
                                                      progress=False, **TINY)
+
+
+def test_distance_profile_reads_the_diagonals():
+    from musiclab.widgets import transformer as attention_widgets
+
+    maps = np.zeros((1, 1, 6, 6))
+    for i in range(6):
+        maps[0, 0, i, max(i - 2, 0)] = 1.0  # every query looks two steps back (the first ones at 0)
+    profile = attention_widgets.distance_profile(maps, 4)[0, 0]
+    # distance 2 is reachable by queries 2..5, all of which put their weight there
+    np.testing.assert_allclose(profile, [1 / 6, 1 / 5, 1.0, 0.0, 0.0])  # query 0 at 0 back, query 1 at 1 back
+
+
+def test_the_cpu_clock_leaves_out_the_time_spent_evaluating():
+    import time
+
+    def slow_evaluation():
+        start = time.process_time()
+        while time.process_time() - start < 0.3:  # CPU work that is not training
+            pass
+        return {"valid_nll": 1.0}
+
+    clocked = recipes.transformer.cpu_clocked(slow_evaluation)
+    first, second = clocked(), clocked()
+    assert second["valid_nll"] == 1.0
+    assert second["train_cpu_s"] - first["train_cpu_s"] < 0.1  # without the exclusion: >= 0.3
 
 
 def test_warmup_then_linear_decay():

@@ -63,7 +63,7 @@ def test_tuples_in_a_config_come_back_as_tuples(tmp_path):
     (vae.load_pretrained, ["vae-melody", "vae-timbre"]),
     (gan.load_pretrained, ["gan", "recording-gan"]),
     (cyclegan.load_pretrained, ["cyclegan-timbre", "cyclegan-symbolic"]),
-    (transformer.load_pretrained, ["transformer-chorale"]),
+    (transformer.load_pretrained, ["transformer-melody", "transformer-chorale"]),
 ])
 def test_every_shipped_checkpoint_loads_under_its_name(load, names):
     for name in names:

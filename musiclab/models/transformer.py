@@ -70,8 +70,8 @@ def causal_mask(n_queries: int, n_keys: int, device=None) -> torch.Tensor:
     return torch.arange(n_keys, device=device)[None, :] <= query_position
 
 
-def attend(q, k, v, relative_logits=None) -> torch.Tensor:
-    """Causal scaled dot-product attention: softmax((Q K^T + S_rel) / sqrt(d) + mask) V.
+def attention_weights(q, k, relative_logits=None) -> torch.Tensor:
+    """Causal scaled dot-product attention weights: softmax((Q K^T + S_rel) / sqrt(d) + mask).
 
     Dividing by sqrt(d) keeps the logits' variance near 1 whatever the head size d (the dot product
     of two d-vectors of independent zero-mean, unit-variance entries has variance d), so the softmax
@@ -80,12 +80,12 @@ def attend(q, k, v, relative_logits=None) -> torch.Tensor:
     Parameters
     ----------
     q : Tensor [shape=(B, H, Lq, d)]
-    k, v : Tensor [shape=(B, H, Lk, d)], Lk >= Lq; the queries are the last Lq positions
+    k : Tensor [shape=(B, H, Lk, d)], Lk >= Lq; the queries are the last Lq positions
     relative_logits : Tensor [shape=(B, H, Lq, Lk)], optional, S_rel of `relative_logits_skewed`
 
     Returns
     -------
-    Tensor [shape=(B, H, Lq, d)]
+    Tensor [shape=(B, H, Lq, Lk)]: each row sums to 1 over the keys a query may see
 
     Chapter: notebooks/05_transformer.ipynb
     """
@@ -95,7 +95,30 @@ def attend(q, k, v, relative_logits=None) -> torch.Tensor:
     logits = logits / math.sqrt(q.shape[-1])
     if q.shape[-2] > 1:  # a single newest query may see every key: nothing to mask
         logits = logits.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device), float("-inf"))
-    return torch.softmax(logits, -1) @ v
+    return torch.softmax(logits, -1)
+
+
+def attend(q, k, v, relative_logits=None) -> torch.Tensor:
+    """Causal scaled dot-product attention, `attention_weights` times V: [shape=(B, H, Lq, d)] for
+    q [shape=(B, H, Lq, d)], k and v [shape=(B, H, Lk, d)].
+
+    Computed by torch's fused kernel (`scaled_dot_product_attention`), which never stores the
+    (Lq, Lk) weights for the backward pass: without relative logits it is several times faster on a
+    CPU. Relative logits enter it as an additive mask, scaled as in `attention_weights`.
+
+    Chapter: notebooks/05_transformer.ipynb
+    """
+    n_queries, n_keys = q.shape[-2], k.shape[-2]
+    if relative_logits is None:
+        if n_queries == 1:  # the newest query may see every key
+            return nn.functional.scaled_dot_product_attention(q, k, v)
+        if n_queries == n_keys:
+            return nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(n_queries, n_keys, q.device))
+    bias = relative_logits / math.sqrt(q.shape[-1])
+    if n_queries > 1:
+        bias = bias.masked_fill(~causal_mask(n_queries, n_keys, q.device), float("-inf"))
+    return nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
 
 
 def relative_distances(n_queries: int, n_keys: int, max_distance: int, device=None) -> torch.Tensor:
@@ -199,10 +222,21 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
         if cache is not None:
             k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
-        relative = (None if self.relative_embeddings is None
-                    else relative_logits_skewed(q, self.relative_embeddings, k.shape[2]))
-        y = attend(q, k, v, relative)
+        y = attend(q, k, v, self.relative_logits(q, k.shape[2]))
         return self.out(y.transpose(1, 2).reshape(B, L, d_model)), (k, v)
+
+    def relative_logits(self, q, n_keys: int):
+        """S_rel for queries q [shape=(B, H, Lq, d)] (None with absolute positions)."""
+        if self.relative_embeddings is None:
+            return None
+        return relative_logits_skewed(q, self.relative_embeddings, n_keys)
+
+    def weights(self, x) -> torch.Tensor:
+        """What each head attends to for input x [shape=(B, L, d_model)], no cache: the
+        `attention_weights` [shape=(B, H, L, L)]."""
+        B, L, _ = x.shape
+        q, k, _ = self.qkv(x).view(B, L, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        return attention_weights(q, k, self.relative_logits(q, L))
 
 
 class Block(nn.Module):
@@ -352,6 +386,36 @@ class MelodyTransformer(nn.Module):
                 logits, _ = self(tokens, *condition)
         self.train(was_training)
         return out.numpy()
+
+
+@torch.no_grad()
+def attention_maps(model: MelodyTransformer, tokens, region, tune_type) -> torch.Tensor:
+    """Every layer's and head's attention weights over one sequence: the inputs of each attention
+    layer are caught on a forward pass and turned into `CausalSelfAttention.weights`.
+
+    Parameters
+    ----------
+    tokens : LongTensor [shape=(1, L)], start token first (as in training)
+    region, tune_type : LongTensor [shape=(1,)]
+
+    Returns
+    -------
+    Tensor [shape=(n_layers, H, L, L)]: row i is what position i (predicting token i + 1) looks at
+
+    Chapter: notebooks/05_transformer.ipynb
+    """
+    inputs = []
+    hooks = [block.attention.register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
+             for block in model.blocks]
+    was_training = model.training
+    model.eval()
+    try:
+        model(tokens, region, tune_type)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return torch.cat([block.attention.weights(x) for block, x in zip(model.blocks, inputs)])
 
 
 # Shipped weights ---------------------------------------------------------------------------------------
