@@ -17,7 +17,7 @@
 The training losses are in `musiclab.losses` (diffusion section), the step functions and recipe in
 `musiclab.recipes.diffusion`.
 
-Chapter: notebooks/04_diffusion.ipynb
+Chapter: notebooks/07_diffusion.ipynb
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class DiffusionConfig:
     ``prediction`` is the denoiser's output (`diffusion_process.PREDICTIONS`); ``sampler_steps`` and
     ``guidance_scale`` are the recommended DDIM settings that ``NoteDiffusion.forward`` uses.
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
 
     programs: tuple = PROGRAMS
@@ -84,7 +84,7 @@ class DiffusionConfig:
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal features of the diffusion time t / T in [0, 1]: [shape=(B, dim)].
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
     frequencies = torch.exp(torch.arange(dim // 2, device=t.device) * (-math.log(1000.0) / (dim // 2)))
     angles = 1000.0 * t[:, None].float() * frequencies
@@ -94,7 +94,7 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 class ResidualBlock(nn.Module):
     """GroupNorm, SiLU, conv, FiLM by the condition vector, SiLU, conv, plus the input.
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
 
     def __init__(self, width: int):
@@ -126,7 +126,7 @@ class Denoiser(nn.Module):
     -------
     output : Tensor [shape=(B, latent_channels, latent_frames)]
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
 
     def __init__(self, config: DiffusionConfig):
@@ -158,7 +158,7 @@ class NoteDiffusion(nn.Module):
     guidance ``config.guidance_scale`` from the noise ``z`` [shape=(B, z_dim)]; returns normalised
     log-mels [shape=(B, n_mels, n_frames)] in [-1, 1].
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
 
     def __init__(self, config: DiffusionConfig):
@@ -207,14 +207,14 @@ class NoteDiffusion(nn.Module):
         return self.generate(z, program_index, pitch_index)
 
 
-CLASSES = {"diffusion": (NoteDiffusion, DiffusionConfig)}
+CLASSES = {"diffusion": (NoteDiffusion, DiffusionConfig), "recording-diffusion": (NoteDiffusion, DiffusionConfig)}
 
 
 def load_pretrained(name: str = "diffusion", path=None) -> tuple[NoteDiffusion, dict]:
     """Load ``diffusion``: the shipped full-mode weights (``musiclab/checkpoints/diffusion.safetensors``)
-    or your own trained ones at ``path``, checked by `weights.load_weights`. Returns
+    or your own trained ones at ``path`` (also ``recording-diffusion``, trained on your recording), checked by `weights.load_weights`. Returns
     ``(model in eval mode, sidecar)``.
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
     return weights.load_family(name, CLASSES, path)
