@@ -192,14 +192,15 @@ class NoteDiffusion(nn.Module):
         return split_prediction(z_t, output, self.alpha_bar[t], self.config.prediction)
 
     def generate(self, z, program_index, pitch_index, n_steps: int | None = None, sampler: str = "ddim",
-                 guidance_scale: float | None = None, rng: torch.Generator | None = None):
+                 guidance_scale: float | None = None, rng: torch.Generator | None = None, on_step=None):
         """Sample normalised log-mels [shape=(B, n_mels, n_frames)] from noise ``z`` [shape=(B, z_dim)];
-        ``n_steps`` and ``guidance_scale`` default to the config's recommended values."""
+        ``n_steps`` and ``guidance_scale`` default to the config's recommended values; ``on_step`` as in
+        `diffusion_process.sample` (latents)."""
         config = self.config
         scale = config.guidance_scale if guidance_scale is None else guidance_scale
         z_T = z.view(-1, config.latent_channels, config.latent_frames)
         latent = sample(lambda z_t, t: self.estimate(z_t, t, program_index, pitch_index, scale), z_T,
-                        self.alpha_bar, n_steps or config.sampler_steps, sampler, rng)
+                        self.alpha_bar, n_steps or config.sampler_steps, sampler, rng, on_step)
         return self.decode(latent)
 
     @torch.no_grad()

@@ -160,13 +160,14 @@ def sampling_steps(n_train_steps: int, n_steps: int) -> list[int]:
 
 
 def sample(estimate, x_T: torch.Tensor, alpha_bar: torch.Tensor, n_steps: int, sampler: str = "ddim",
-           rng: torch.Generator | None = None) -> torch.Tensor:
+           rng: torch.Generator | None = None, on_step=None) -> torch.Tensor:
     """Run the reverse process from ``x_T`` in ``n_steps`` steps and return x_0.
 
     ``estimate(x_t, t)`` returns (x0_hat, eps_hat) (e.g. `split_prediction` of a network's output);
     ``alpha_bar`` is the training schedule (`cosine_alpha_bar`); ``sampler`` is ``"ddim"`` (`ddim_step`,
     deterministic) or ``"ddpm"`` (`ddpm_step`, fresh noise from ``rng`` at each step). The last step
-    returns x0_hat itself.
+    returns x0_hat itself. ``on_step(t, x_t, x0_hat)``, if given, sees every step (to watch a sample
+    emerge).
 
     Chapter: notebooks/07_diffusion.ipynb
     """
@@ -176,6 +177,8 @@ def sample(estimate, x_T: torch.Tensor, alpha_bar: torch.Tensor, n_steps: int, s
     x = x_T
     for t, s in zip(steps, steps[1:]):
         x0_hat, eps_hat = estimate(x, t)
+        if on_step is not None:
+            on_step(t, x, x0_hat)
         if s == 0:
             return x0_hat
         a_t, a_s = alpha_bar[t].to(x.dtype), alpha_bar[s].to(x.dtype)
