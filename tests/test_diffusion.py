@@ -198,3 +198,20 @@ def test_recipe_takes_a_recording_like_the_gan(tmp_path, monkeypatch):
     (tmp_path / "notes.wav").write_text("not audio")
     with pytest.raises(BadInputError, match="notes.wav: no usable recording"):
         recipes.RECIPES["diffusion"].train(tmp_path / "out2", steps=3, data=tmp_path / "notes.wav", progress=False)
+
+
+def test_the_explorer_steps_end_in_the_sampled_note():
+    """The step-through keeps every step of the same DDIM run: its last estimate is the note that
+    `gan.generate_log_mel` samples from the same seed, and earlier estimates differ from it."""
+    from musiclab.widgets import diffusion as diffusion_widgets
+
+    torch.manual_seed(0)
+    model = diffusion.NoteDiffusion(diffusion.DiffusionConfig(width=16, autoencoder_width=16)).eval()
+    for block in model.denoiser.blocks:
+        torch.nn.init.normal_(block.conv2.weight, std=0.1)
+    model.config.sampler_steps = 5  # what NoteDiffusion.forward, and so gan.generate_log_mel, uses
+    run = diffusion_widgets.sample_trajectory(model, 40, 67, guidance_scale=1.0, n_steps=5, seed=3)
+    assert run.steps == diffusion_process.sampling_steps(1000, 5)[:-1] and run.x0_log_mels.shape == (5, 80, 48)
+    note = gan.generate_log_mel(model, 40, 67, gan.latent([3], model.config.z_dim))[0]
+    np.testing.assert_allclose(run.final, note, atol=1e-5)
+    assert np.abs(run.x0_log_mels[0] - note).max() > 1e-3
