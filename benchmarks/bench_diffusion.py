@@ -34,8 +34,8 @@ from musiclab import memorisation, recipes  # noqa: E402
 from musiclab.models import diffusion, gan  # noqa: E402
 from musiclab.widgets import diffusion as diffusion_widgets  # noqa: E402
 
-CURVE_STEPS = (1, 2, 5, 10, 20, 50)
-CURVE_GUIDANCE = (0.0, 1.0, 2.0, 3.0, 5.0)
+CURVE_STEPS = (1, 2, 5, 20, 50)
+CURVE_GUIDANCE = (0.0, 1.0, 3.0)
 CURVE_SUBSET = dict(n_per_condition=2, pitches=[55, 61, 67, 73, 79], n_classifier=1, progress=False)
 CURVE_KEYS = ("pitch_accuracy_ratio", "instrument_accuracy_ratio", "frechet_generated", "frechet_real_floor",
               "diversity_mean_distance_generated", "diversity_mean_distance_real")

@@ -4,6 +4,8 @@ Two trainings in one run, each resumable on its own: the autoencoder of the log-
 (``diffusion-autoencoder.pt``), then the denoiser on its standardised latents (``diffusion.pt``).
 The data are exactly the GAN chapter's notes and conditions, and the final model is measured with
 the GAN chapter's evaluation (`recipes.gan.evaluate_gan`), so the numbers of both chapters compare.
+With ``--data`` (your recording, or a folder of them) the same two trainings run on 0.75-s slices of
+it with a single condition, as the GAN's ``--data`` does, written as ``recording-diffusion``.
 
 Chapter: notebooks/07_diffusion.ipynb
 """
