@@ -80,7 +80,8 @@ def curves(model) -> dict:
     try:
         for axis, values in (("steps", CURVE_STEPS), ("guidance", CURVE_GUIDANCE)):
             for value in values:
-                cfg.sampler_steps, cfg.guidance_scale = (value, recommended[1]) if axis == "steps" else (recommended[0], value)
+                setting = (value, recommended[1]) if axis == "steps" else (recommended[0], value)
+                cfg.sampler_steps, cfg.guidance_scale = setting
                 if (cfg.sampler_steps, cfg.guidance_scale) == recommended and axis == "guidance":
                     result[axis][str(value)] = result["steps"][str(recommended[0])]  # the same run
                     continue

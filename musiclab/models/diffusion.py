@@ -65,7 +65,8 @@ class DiffusionConfig:
     n_train_steps: int = 1000
     prediction: str = "v"
     sampler_steps: int = 20
-    guidance_scale: float = 1.0  # measured (bench_diffusion.py --part curves): 3.0 keeps pitch and instrument, less diverse, Frechet x2.5
+    # measured (bench_diffusion.py --part curves): 3.0 keeps pitch and instrument, is less diverse, Frechet x2.5
+    guidance_scale: float = 1.0
 
     @property
     def n_samples(self) -> int:
@@ -213,7 +214,8 @@ CLASSES = {"diffusion": (NoteDiffusion, DiffusionConfig), "recording-diffusion":
 
 def load_pretrained(name: str = "diffusion", path=None) -> tuple[NoteDiffusion, dict]:
     """Load ``diffusion``: the shipped full-mode weights (``musiclab/checkpoints/diffusion.safetensors``)
-    or your own trained ones at ``path`` (also ``recording-diffusion``, trained on your recording), checked by `weights.load_weights`. Returns
+    or your own trained ones at ``path`` (also ``recording-diffusion``, trained on your recording),
+    checked by `weights.load_weights`. Returns
     ``(model in eval mode, sidecar)``.
 
     Chapter: notebooks/07_diffusion.ipynb

@@ -135,7 +135,8 @@ def gallery_items(model, program: int = 40, pitch: int = 67, seed: int = 0, show
     for scale in guidance_scales:
         final = sample_trajectory(model, program, pitch, scale, config.sampler_steps, seed)
         fig = step_figure(final, len(final.steps) - 1, f"(guidance {scale:g})")
-        items.append({"title": f"{name}, guidance {scale:g}: the finished note", "image": plot.figure_to_png_base64(fig, dpi=60),
+        items.append({"title": f"{name}, guidance {scale:g}: the finished note",
+                      "image": plot.figure_to_png_base64(fig, dpi=60),
                       "audio": audio.player(gan.log_mel_to_audio(final.final, config), config.sr)})
         plt.close(fig)
     return items
