@@ -489,7 +489,7 @@ def diffusion_elbo_weight(alpha_bar_t: torch.Tensor, alpha_bar_s: torch.Tensor) 
     from eps_hat and the posterior's variance. `diffusion_loss` sets lambda_t = 1: the weight it drops
     is large at small t, so the simple loss spends more of the network on the noisier steps.
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
     alpha = alpha_bar_t / alpha_bar_s
     beta = 1 - alpha
@@ -512,7 +512,7 @@ def diffusion_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     ----------
     output, target : Tensor, same shape (e.g. [shape=(B, C, T)])
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
     return F.mse_loss(output, target)
 

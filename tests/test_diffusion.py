@@ -175,3 +175,43 @@ def test_ddpm_and_guidance_options_change_the_samples():
     assert ddim.shape == ddpm.shape == (2, 80, 48)
     assert (ddim - ddpm).abs().max() > 0 and (guided - unguided).abs().max() > 0
     torch.testing.assert_close(one, unguided)
+
+
+def test_recipe_takes_a_recording_like_the_gan(tmp_path, monkeypatch):
+    """``train diffusion --data``: a recording made outside the corpus (two tones with vibrato) trains a
+    single-condition model written as ``recording-diffusion``; a file that is not audio is named."""
+    from musiclab import audio, recipes
+    from musiclab.errors import BadInputError
+
+    monkeypatch.setenv("MUSICLAB_MODE", "quick")
+    sr = 22050
+    t = np.arange(6 * sr) / sr
+    f0_hz = np.where(t % 1 < 0.5, 330.0, 440.0) * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))
+    y = 0.5 * np.sin(2 * np.pi * np.cumsum(f0_hz) / sr) * np.exp(-3 * (t % 0.5))
+    audio.save_audio(tmp_path / "tones.wav", y.astype(np.float32), sr)
+    result = recipes.RECIPES["diffusion"].train(tmp_path / "out", steps=3, command="test", data=tmp_path / "tones.wav",
+                                                progress=False, autoencoder_steps=2, width=16)
+    model, sidecar = diffusion.load_pretrained("recording-diffusion", result["weights"])
+    assert model.config.programs == (0,) and sidecar["metrics"]["n_training_clips"] >= 20
+    assert "tones.wav: 1 recording(s)" in sidecar["data"]
+    assert gan.generate_log_mel(model, 0, 0, gan.latent([1], model.config.z_dim)).shape == (1, 80, 48)
+    (tmp_path / "notes.wav").write_text("not audio")
+    with pytest.raises(BadInputError, match="notes.wav: no usable recording"):
+        recipes.RECIPES["diffusion"].train(tmp_path / "out2", steps=3, data=tmp_path / "notes.wav", progress=False)
+
+
+def test_the_explorer_steps_end_in_the_sampled_note():
+    """The step-through keeps every step of the same DDIM run: its last estimate is the note that
+    `gan.generate_log_mel` samples from the same seed, and earlier estimates differ from it."""
+    from musiclab.widgets import diffusion as diffusion_widgets
+
+    torch.manual_seed(0)
+    model = diffusion.NoteDiffusion(diffusion.DiffusionConfig(width=16, autoencoder_width=16)).eval()
+    for block in model.denoiser.blocks:
+        torch.nn.init.normal_(block.conv2.weight, std=0.1)
+    model.config.sampler_steps = 5  # what NoteDiffusion.forward, and so gan.generate_log_mel, uses
+    run = diffusion_widgets.sample_trajectory(model, 40, 67, guidance_scale=1.0, n_steps=5, seed=3)
+    assert run.steps == diffusion_process.sampling_steps(1000, 5)[:-1] and run.x0_log_mels.shape == (5, 80, 48)
+    note = gan.generate_log_mel(model, 40, 67, gan.latent([3], model.config.z_dim))[0]
+    np.testing.assert_allclose(run.final, note, atol=1e-5)
+    assert np.abs(run.x0_log_mels[0] - note).max() > 1e-3

@@ -10,7 +10,7 @@ import torch
 
 from musiclab import cli, weights
 from musiclab.errors import BadInputError
-from musiclab.models import audio_rnn, cyclegan, gan, mtnn, ngram, rnn, transformer, vae
+from musiclab.models import audio_rnn, cyclegan, diffusion, gan, mtnn, ngram, rnn, transformer, vae
 
 TINY = rnn.PolyConfig(hidden_dim=4, dropout=0.0, made_dim=8)
 
@@ -64,6 +64,7 @@ def test_tuples_in_a_config_come_back_as_tuples(tmp_path):
     (gan.load_pretrained, ["gan", "recording-gan"]),
     (cyclegan.load_pretrained, ["cyclegan-timbre", "cyclegan-symbolic"]),
     (transformer.load_pretrained, ["transformer-melody", "transformer-chorale"]),
+    (diffusion.load_pretrained, ["diffusion"]),
 ])
 def test_every_shipped_checkpoint_loads_under_its_name(load, names):
     for name in names:

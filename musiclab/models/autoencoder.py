@@ -1,6 +1,6 @@
 """A small convolutional autoencoder of log-mel spectrograms: the latent space of the diffusion model.
 
-Chapter: notebooks/04_diffusion.ipynb
+Chapter: notebooks/07_diffusion.ipynb
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class NoteAutoencoder(nn.Module):
     the recipe standardises the latents instead, and trains the decoder on slightly noisy latents so
     that it tolerates a sampler's small errors.
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
 
     def __init__(self, n_mels: int = 80, width: int = 128, latent_channels: int = 16):

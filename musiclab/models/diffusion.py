@@ -17,7 +17,7 @@
 The training losses are in `musiclab.losses` (diffusion section), the step functions and recipe in
 `musiclab.recipes.diffusion`.
 
-Chapter: notebooks/04_diffusion.ipynb
+Chapter: notebooks/07_diffusion.ipynb
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class DiffusionConfig:
     ``prediction`` is the denoiser's output (`diffusion_process.PREDICTIONS`); ``sampler_steps`` and
     ``guidance_scale`` are the recommended DDIM settings that ``NoteDiffusion.forward`` uses.
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
 
     programs: tuple = PROGRAMS
@@ -65,7 +65,8 @@ class DiffusionConfig:
     n_train_steps: int = 1000
     prediction: str = "v"
     sampler_steps: int = 20
-    guidance_scale: float = 1.0  # measured: 2.0 keeps pitch and instrument but doubles the Frechet distance
+    # measured (bench_diffusion.py --part curves): 3.0 keeps pitch and instrument, is less diverse, Frechet x2.5
+    guidance_scale: float = 1.0
 
     @property
     def n_samples(self) -> int:
@@ -84,7 +85,7 @@ class DiffusionConfig:
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal features of the diffusion time t / T in [0, 1]: [shape=(B, dim)].
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
     frequencies = torch.exp(torch.arange(dim // 2, device=t.device) * (-math.log(1000.0) / (dim // 2)))
     angles = 1000.0 * t[:, None].float() * frequencies
@@ -94,7 +95,7 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 class ResidualBlock(nn.Module):
     """GroupNorm, SiLU, conv, FiLM by the condition vector, SiLU, conv, plus the input.
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
 
     def __init__(self, width: int):
@@ -126,7 +127,7 @@ class Denoiser(nn.Module):
     -------
     output : Tensor [shape=(B, latent_channels, latent_frames)]
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
 
     def __init__(self, config: DiffusionConfig):
@@ -158,7 +159,7 @@ class NoteDiffusion(nn.Module):
     guidance ``config.guidance_scale`` from the noise ``z`` [shape=(B, z_dim)]; returns normalised
     log-mels [shape=(B, n_mels, n_frames)] in [-1, 1].
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
 
     def __init__(self, config: DiffusionConfig):
@@ -192,14 +193,15 @@ class NoteDiffusion(nn.Module):
         return split_prediction(z_t, output, self.alpha_bar[t], self.config.prediction)
 
     def generate(self, z, program_index, pitch_index, n_steps: int | None = None, sampler: str = "ddim",
-                 guidance_scale: float | None = None, rng: torch.Generator | None = None):
+                 guidance_scale: float | None = None, rng: torch.Generator | None = None, on_step=None):
         """Sample normalised log-mels [shape=(B, n_mels, n_frames)] from noise ``z`` [shape=(B, z_dim)];
-        ``n_steps`` and ``guidance_scale`` default to the config's recommended values."""
+        ``n_steps`` and ``guidance_scale`` default to the config's recommended values; ``on_step`` as in
+        `diffusion_process.sample` (latents)."""
         config = self.config
         scale = config.guidance_scale if guidance_scale is None else guidance_scale
         z_T = z.view(-1, config.latent_channels, config.latent_frames)
         latent = sample(lambda z_t, t: self.estimate(z_t, t, program_index, pitch_index, scale), z_T,
-                        self.alpha_bar, n_steps or config.sampler_steps, sampler, rng)
+                        self.alpha_bar, n_steps or config.sampler_steps, sampler, rng, on_step)
         return self.decode(latent)
 
     @torch.no_grad()
@@ -207,14 +209,15 @@ class NoteDiffusion(nn.Module):
         return self.generate(z, program_index, pitch_index)
 
 
-CLASSES = {"diffusion": (NoteDiffusion, DiffusionConfig)}
+CLASSES = {"diffusion": (NoteDiffusion, DiffusionConfig), "recording-diffusion": (NoteDiffusion, DiffusionConfig)}
 
 
 def load_pretrained(name: str = "diffusion", path=None) -> tuple[NoteDiffusion, dict]:
     """Load ``diffusion``: the shipped full-mode weights (``musiclab/checkpoints/diffusion.safetensors``)
-    or your own trained ones at ``path``, checked by `weights.load_weights`. Returns
+    or your own trained ones at ``path`` (also ``recording-diffusion``, trained on your recording),
+    checked by `weights.load_weights`. Returns
     ``(model in eval mode, sidecar)``.
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
     return weights.load_family(name, CLASSES, path)

@@ -3,7 +3,7 @@ forward process and its closed form, the posterior, the conversions between the 
 network may predict (``"eps"``, ``"v"``, ``"x0"``), the two samplers (ancestral DDPM and
 deterministic DDIM) and classifier-free guidance; `models.diffusion` builds the note model on them.
 
-Chapter: notebooks/04_diffusion.ipynb
+Chapter: notebooks/07_diffusion.ipynb
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def cosine_alpha_bar(n_steps: int, offset: float = 0.008) -> torch.Tensor:
 
     Returns a float64 Tensor [shape=(n_steps + 1,)], decreasing.
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
     t = torch.arange(n_steps + 1, dtype=torch.float64) / n_steps
     f = torch.cos((t + offset) / (1 + offset) * math.pi / 2) ** 2
@@ -40,7 +40,7 @@ def q_sample(x0: torch.Tensor, alpha_bar_t, noise: torch.Tensor) -> torch.Tensor
     ``alpha_bar_t`` is a float or a Tensor broadcastable to ``x0`` (one value per example);
     ``noise`` is eps ~ N(0, I) of the shape of ``x0``.
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
     alpha_bar_t = torch.as_tensor(alpha_bar_t, dtype=x0.dtype, device=x0.device)
     return alpha_bar_t.sqrt() * x0 + (1 - alpha_bar_t).sqrt() * noise
@@ -56,7 +56,7 @@ def q_posterior(x0: torch.Tensor, x_t: torch.Tensor, alpha_bar_t, alpha_bar_s) -
 
     (s = t - 1 gives the DDPM posterior; a larger gap gives the posterior of a shortened chain.)
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
     alpha_bar_t = torch.as_tensor(alpha_bar_t, dtype=x0.dtype, device=x0.device)
     alpha_bar_s = torch.as_tensor(alpha_bar_s, dtype=x0.dtype, device=x0.device)
@@ -73,7 +73,7 @@ def prediction_target(x0: torch.Tensor, noise: torch.Tensor, alpha_bar_t, predic
       scale at every noise level, so neither end of the schedule dominates the loss;
     - ``"x0"``: the clean x_0.
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
     alpha_bar_t = torch.as_tensor(alpha_bar_t, dtype=x0.dtype, device=x0.device)
     targets = {"eps": lambda: noise, "x0": lambda: x0,
@@ -90,7 +90,7 @@ def split_prediction(x_t: torch.Tensor, output: torch.Tensor, alpha_bar_t,
     v: x0 = sqrt(a) x_t - sqrt(1 - a) v and eps = sqrt(1 - a) x_t + sqrt(a) v (no division, so v
     stays well defined at both ends of the schedule).
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
     a = torch.as_tensor(alpha_bar_t, dtype=x_t.dtype, device=x_t.device)
     if _checked(prediction) == "v":
@@ -117,7 +117,7 @@ def optimal_gaussian_mixture_x0(x_t: torch.Tensor, alpha_bar_t, weights_: torch.
 
     x_t : Tensor [shape=(N,)]; weights_, means, stds : Tensor [shape=(K,)]. Returns [shape=(N,)].
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
     a = torch.as_tensor(alpha_bar_t, dtype=x_t.dtype)
     x = x_t[:, None]
@@ -134,7 +134,7 @@ def ddpm_step(x_t, x0_hat, alpha_bar_t, alpha_bar_s, noise) -> torch.Tensor:
     """One ancestral step x_t -> x_s: a draw from q(x_s | x_t, x_0 = x0_hat), the posterior with the
     model's estimate in place of the unknown x_0 (`q_posterior`). ``noise`` ~ N(0, I).
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
     mean, variance = q_posterior(x0_hat, x_t, alpha_bar_t, alpha_bar_s)
     return mean + variance.sqrt() * noise
@@ -144,7 +144,7 @@ def ddim_step(x0_hat, eps_hat, alpha_bar_s) -> torch.Tensor:
     """One deterministic DDIM step to x_s (Song et al. 2021, eta = 0): put the estimated x_0 back at
     noise level s with the *same* estimated noise, x_s = sqrt(alpha_bar_s) x0_hat + sqrt(1 - alpha_bar_s) eps_hat.
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
     alpha_bar_s = torch.as_tensor(alpha_bar_s, dtype=x0_hat.dtype, device=x0_hat.device)
     return alpha_bar_s.sqrt() * x0_hat + (1 - alpha_bar_s).sqrt() * eps_hat
@@ -154,21 +154,22 @@ def sampling_steps(n_train_steps: int, n_steps: int) -> list[int]:
     """``n_steps + 1`` evenly spaced timesteps from ``n_train_steps`` down to 0 (the sampler visits
     the pairs (t, s) of neighbours).
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
     return torch.linspace(n_train_steps, 0, n_steps + 1).round().long().tolist()
 
 
 def sample(estimate, x_T: torch.Tensor, alpha_bar: torch.Tensor, n_steps: int, sampler: str = "ddim",
-           rng: torch.Generator | None = None) -> torch.Tensor:
+           rng: torch.Generator | None = None, on_step=None) -> torch.Tensor:
     """Run the reverse process from ``x_T`` in ``n_steps`` steps and return x_0.
 
     ``estimate(x_t, t)`` returns (x0_hat, eps_hat) (e.g. `split_prediction` of a network's output);
     ``alpha_bar`` is the training schedule (`cosine_alpha_bar`); ``sampler`` is ``"ddim"`` (`ddim_step`,
     deterministic) or ``"ddpm"`` (`ddpm_step`, fresh noise from ``rng`` at each step). The last step
-    returns x0_hat itself.
+    returns x0_hat itself. ``on_step(t, x_t, x0_hat)``, if given, sees every step (to watch a sample
+    emerge).
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
     if sampler not in ("ddim", "ddpm"):
         raise ValueError(f"sampler={sampler!r}: expected 'ddim' or 'ddpm'")
@@ -176,6 +177,8 @@ def sample(estimate, x_T: torch.Tensor, alpha_bar: torch.Tensor, n_steps: int, s
     x = x_T
     for t, s in zip(steps, steps[1:]):
         x0_hat, eps_hat = estimate(x, t)
+        if on_step is not None:
+            on_step(t, x, x0_hat)
         if s == 0:
             return x0_hat
         a_t, a_s = alpha_bar[t].to(x.dtype), alpha_bar[s].to(x.dtype)
@@ -192,6 +195,6 @@ def guide(output_conditional: torch.Tensor, output_unconditional: torch.Tensor, 
     implicit classifier's gradient (grad log p(c | x_t) is proportional to eps_u - eps_c); the same
     linear combination applies to eps, v or x0 outputs.
 
-    Chapter: notebooks/04_diffusion.ipynb
+    Chapter: notebooks/07_diffusion.ipynb
     """
     return output_unconditional + scale * (output_conditional - output_unconditional)
