@@ -185,3 +185,13 @@ def test_glued_names_are_glued_in_their_notebook():
                 if not any(re.fullmatch(p, name) for p in patterns):
                     problems.append(f"{path.name}: {name!r} is pasted but never glued")
     assert not problems, "\n".join(problems)
+
+
+def test_references_parse_and_keys_are_unique():
+    """book/references.bib is valid BibTeX (the book build stops at the first syntax error) with one
+    entry per key."""
+    from pybtex.database import parse_string
+
+    text = (ROOT / "book" / "references.bib").read_text()
+    keys = re.findall(r"^@\w+\{([^,\s]+),", text, re.M)
+    assert len(parse_string(text, "bibtex").entries) == len(keys) == len(set(keys))
