@@ -280,6 +280,26 @@ def notes_to_pianoroll(notes: Sequence[Note], frames_per_quarter: int = 1, lowes
     return roll
 
 
+def end_legato_releases(notes: Sequence[Note], frames_per_quarter: int = 1) -> tuple[list[Note], int]:
+    """Performed MIDI holds a note a little into the next one (legato). A piano roll samples each
+    frame's start, so such a note would sound in the next frame too, beside the notes that replace
+    it. A note that began before a frame start and sounds past it by at most ``LEGATO_TOLERANCE``
+    quarter notes (the melody rule of `melody_line`) is ended at that frame start.
+
+    Returns ``(notes, number of notes ended early)``.
+
+    Chapter: notebooks/04_rnn.ipynb
+    """
+    out, n_ended = [], 0
+    for n in notes:
+        frame_start = np.floor(n.end * frames_per_quarter + _EPS) / frames_per_quarter  # the last one
+        overhang = n.end - frame_start
+        if n.start < frame_start - _EPS and _EPS < overhang <= LEGATO_TOLERANCE + _EPS:
+            n, n_ended = n._replace(duration=float(frame_start) - n.start), n_ended + 1
+        out.append(n)
+    return out, n_ended
+
+
 def pianoroll_to_notes(roll, frames_per_quarter: int = 1, lowest_pitch: int = 21,
                        velocity: int = 80) -> list[Note]:
     """Read each run of "on" frames of a key in ``roll [shape=(T, n_keys)]`` as one note.

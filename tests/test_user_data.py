@@ -307,3 +307,20 @@ def test_an_unreadable_class_folder_is_skipped(tmp_path, monkeypatch):
     monkeypatch.setattr(type(tmp_path), "iterdir", refuse_locked)
     _, classes, _, skipped = user.read_classes(tmp_path / "styles")
     assert classes == ["airs", "reels"] and skipped == [("locked/", "cannot be read (Permission denied)")]
+
+
+def test_legato_releases_end_on_the_beat_in_piano_rolls(tmp_path, capsys):
+    """Four voices, each note held a 1/10 quarter into the next chord (performed legato): every frame
+    of the roll holds the four sounding notes, not eight, and the reader says what it did; an
+    overhang longer than a 32nd note is a held note and stays."""
+    chords = [(60, 64, 67, 72), (62, 65, 69, 74), (59, 63, 66, 71), (60, 64, 67, 72)]  # no tone held over
+    legato = [Note(p, float(i), 1.1) for i, chord in enumerate(chords) for p in chord]
+    symbolic.notes_to_midi(legato, tmp_path / "legato.mid")
+    (roll,) = user.read_pianorolls(tmp_path / "legato.mid")
+    assert roll.sum(axis=1).tolist() == [4, 4, 4, 4]
+    assert [sorted(np.flatnonzero(frame) + 21) for frame in roll] == [sorted(c) for c in chords]
+    assert "16 note(s) held at most a 32nd note past a beat" in capsys.readouterr().err
+    held = [Note(60, 0.0, 1.5), Note(64, 1.0, 1.0)]
+    symbolic.notes_to_midi(held, tmp_path / "held.mid")
+    (roll,) = user.read_pianorolls(tmp_path / "held.mid")
+    assert roll[1, 60 - 21] == 1 and roll.sum() == 3

@@ -255,7 +255,8 @@ def _npz_shapes(path: Path) -> None:
 
 
 def read_pianorolls(path, n_keys: int = 88) -> list[np.ndarray]:
-    """Piano rolls from one file: a MIDI file (quarter-note frames, as the JSB chorales) or an
+    """Piano rolls from one file: a MIDI file (quarter-note frames, as the JSB chorales; legato
+    releases end on the beat, `symbolic.end_legato_releases`) or an
     ``.npz`` whose every array is one (T, ``n_keys``) roll of 0/1. The limits are checked before
     anything is allocated (`symbolic.midi_to_notes`'s; an .npz's shapes from its header). Returns
     uint8 rolls [shape=(T, n_keys)]; any problem raises ``BadInputError`` naming the file.
@@ -268,9 +269,14 @@ def read_pianorolls(path, n_keys: int = 88) -> list[np.ndarray]:
         raise BadInputError(f"{path}: expected a MIDI file (.mid, .midi) or an .npz of (T, {n_keys}) arrays")
     if suffix in symbolic.MIDI_SUFFIXES:
         try:
-            return [symbolic.notes_to_pianoroll(symbolic.midi_to_notes(path), n_keys=n_keys)]
+            notes, n_ended = symbolic.end_legato_releases(symbolic.midi_to_notes(path))
+            roll = symbolic.notes_to_pianoroll(notes, n_keys=n_keys)
         except BadInputError as error:  # "notes: pitch 12 outside the piano roll's keys": say which file
             raise BadInputError(f"{path}: {_reason(error, path)}") from None
+        if n_ended and _first_process():
+            print(f"{path.name}: {n_ended} note(s) held at most a 32nd note past a beat (legato) end on the beat",
+                  file=sys.stderr)
+        return [roll]
     _npz_shapes(path)
     with np.load(path, allow_pickle=False) as arrays:
         rolls = {key: arrays[key] for key in arrays.files}
