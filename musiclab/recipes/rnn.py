@@ -109,10 +109,23 @@ def train_poly(out_dir="runs", steps: int | None = None, command: str = "", data
                                   made_dim=settings.made_dim)
     model = rnn.PolyRNN(model_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    return fit_pianoroll_model(name, model, model_config, optimizer,
+                               lambda step: train.linear_decay(step, settings.steps, settings.lr_floor), settings,
+                               (rolls, description, skipped), out_dir, data, command, start, restart, progress)
+
+
+def fit_pianoroll_model(name, model, model_config, optimizer, lr_schedule, settings, data_read, out_dir, data,
+                        command: str, start: float, restart: bool, progress: bool) -> dict:
+    """Train any piano-roll model (poly-rnn, poly-made, the chorale Transformer) the one way: the
+    rolls of ``data_read`` (`poly_rolls`'s result), random transpositions, `poly_step`, early stopping
+    on the validation NLL, then `poly_scores` (nats per frame) in the sidecar.
+
+    Chapter: notebooks/04_rnn.ipynb
+    """
+    rolls, description, skipped = data_read
     out_dir = Path(out_dir)
     batches = poly_batches(rolls["train"], settings.batch_size, settings.transpose)
-    history = train.fit(model, optimizer, poly_step(model), batches, settings.steps,
-                        lr_schedule=lambda step: train.linear_decay(step, settings.steps, settings.lr_floor),
+    history = train.fit(model, optimizer, poly_step(model), batches, settings.steps, lr_schedule=lr_schedule,
                         evaluate=lambda: {"valid_nll": score_rolls(model, rolls["valid"])["nll_per_frame"]},
                         eval_every=settings.eval_every, keep_best="valid_nll", log_every=settings.log_every,
                         seed=settings.seed, checkpoint_path=out_dir / f"{name}.pt",

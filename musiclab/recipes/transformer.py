@@ -23,9 +23,8 @@ from .. import datasets, train
 from ..datasets import load_folk
 from ..metrics import score_rolls
 from .common import TrainingSettings, _finish, pick_settings, run_identity
-from .rnn import load_pianoroll_model, poly_batches, poly_rolls, poly_scores, poly_step
-from .rnn import (MelodyDataSettings, condition_labels, melody_generation_report, melody_sequences, melody_step,
-                  melody_tunes, score_melody)
+from .rnn import (MelodyDataSettings, condition_labels, fit_pianoroll_model, load_pianoroll_model,
+                  melody_generation_report, melody_sequences, melody_step, melody_tunes, poly_rolls, score_melody)
 
 
 def cpu_clocked(evaluate):
@@ -201,23 +200,9 @@ def train_transformer_chorale(out_dir="runs", steps: int | None = None, command:
         made_dim=settings.made_dim)
     model = transformer.ChoraleTransformer(model_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    out_dir = Path(out_dir)
-    history = train.fit(model, optimizer, poly_step(model), poly_batches(rolls["train"], settings.batch_size,
-                                                                          settings.transpose), settings.steps,
-                        lr_schedule=lambda s: warmup_then_linear_decay(s, settings.warmup_steps, settings.steps,
-                                                                       settings.lr_floor),
-                        evaluate=lambda: {"valid_nll": score_rolls(model, rolls["valid"])["nll_per_frame"]},
-                        eval_every=settings.eval_every, keep_best="valid_nll", log_every=settings.log_every,
-                        seed=settings.seed, checkpoint_path=out_dir / f"{name}.pt",
-                        checkpoint_every=settings.checkpoint_every, restart=restart,
-                        identity=run_identity(settings, model_config, data, description), config=model_config,
-                        started=start, progress=progress, desc=name)
-    metrics = {**poly_scores(model, rolls), "steps": settings.steps, "best_step": history.best_step}
-    result = _finish(name, out_dir, model, model_config, settings, metrics, history, command, description,
-                     units="nats per frame, summed over 88 keys, first frame of each roll excluded",
-                     **({"skipped": skipped} if skipped else {}))
-    result["history"] = history
-    return result
+    schedule = lambda s: warmup_then_linear_decay(s, settings.warmup_steps, settings.steps, settings.lr_floor)  # noqa: E731
+    return fit_pianoroll_model(name, model, model_config, optimizer, schedule, settings,
+                               (rolls, description, skipped), out_dir, data, command, start, restart, progress)
 
 
 CHORALE_MODELS = ("poly-made", "transformer-chorale")  # the chapter's comparison: LSTM against attention, one output
