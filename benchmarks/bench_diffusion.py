@@ -20,6 +20,10 @@ subset (5 pitches x 6 instruments x 2 notes, a classifier trained on 1 real note
 pitch tracking, so a few minutes); both models' own distances are measured again beside it and must
 equal the quality part's. Stored as ``frechet_real_roundtrip`` in "evaluation".
 
+``--part vocoder``: the same Frechet distances and instrument accuracy (no pitch tracking) with the
+shipped neural vocoder (`models.vocoder`) as the way back to sound instead of Griffin-Lim, for the
+classifier's training notes, the real round trip and both models. Stored as "evaluation_vocoder".
+
 The parts can run at the same time; ``--write-sidecar`` stores each in the weights' sidecar
 ("evaluation", "curves"), where the chapter reads them.
 """
@@ -36,7 +40,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from musiclab import memorisation, recipes  # noqa: E402
-from musiclab.models import diffusion, gan  # noqa: E402
+from musiclab.models import diffusion, gan, vocoder  # noqa: E402
 from musiclab.widgets import diffusion as diffusion_widgets  # noqa: E402
 
 CURVE_STEPS = (1, 2, 5, 20, 50)
@@ -132,6 +136,19 @@ def ceiling(model, generator, stored: dict) -> dict:
     return stored
 
 
+def through_vocoder(model, generator) -> dict:
+    """Both models scored by `recipes.gan.evaluate_gan` with the shipped vocoder as the inverter."""
+    voc = vocoder.load_pretrained("vocoder")[0]
+    result = {"inverter": "vocoder (musiclab/checkpoints/vocoder.safetensors)"}
+    for name, net in (("diffusion", model), ("gan", generator)):
+        scores = recipes.gan.evaluate_gan(net, pitch=False, progress=False,
+                                          inverter=lambda log_mel_spec: vocoder.log_mel_to_audio(voc, log_mel_spec))
+        result[name] = {k: scores[k] for k in ("instrument_accuracy_ratio", "frechet_generated", "frechet_real_floor",
+                                               "frechet_real_roundtrip")}
+        print(f"{name}: {result[name]}", flush=True)
+    return result
+
+
 def store(path: Path, key: str, value) -> None:
     """Set ``key`` in the JSON sidecar at ``path``, re-read just before (the quality and the curves
     parts may run at the same time), written atomically."""
@@ -147,9 +164,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("weights", nargs="?", default=None)
     parser.add_argument("--write-sidecar", action="store_true")
-    parser.add_argument("--part", choices=("quality", "curves", "ceiling", "all"), default="quality",
+    parser.add_argument("--part", choices=("quality", "curves", "ceiling", "vocoder", "all"), default="quality",
                         help="quality: the table against the GAN; curves: steps and guidance; ceiling: real notes "
-                             "through the inversion (after quality); all: quality and curves")
+                             "through the inversion (after quality); vocoder: the same with the neural vocoder; "
+                             "all: quality and curves")
     parser.add_argument("--n-per-condition", type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -163,6 +181,8 @@ def main():
     if args.part == "ceiling":
         stored = json.loads(path.with_suffix(".json").read_text())["evaluation"]
         parts["evaluation"] = ceiling(model, gan.load_pretrained("gan")[0], stored)
+    if args.part == "vocoder":
+        parts["evaluation_vocoder"] = through_vocoder(model, gan.load_pretrained("gan")[0])
     for key, value in parts.items():
         print(f"{key}: {json.dumps(value)}")
         if args.write_sidecar:

@@ -241,3 +241,22 @@ def test_mode_seeking_loss_punishes_a_generator_that_ignores_z():
     assert losses.mode_seeking_loss(2 * z_1, 2 * z_2, z_1, z_2).item() == pytest.approx(0.5, rel=1e-4)
     same = torch.ones(8, 4)
     assert losses.mode_seeking_loss(same, same, z_1, z_2).item() == pytest.approx(1e5)
+
+
+def test_evaluation_goes_back_to_sound_through_the_given_inverter():
+    """`recipes.gan.evaluate_gan` sends the classifier's real notes, the generated notes and the real
+    round trip through ``inverter`` (one call each), and without pitch tracking reports no pitch."""
+    generator, _ = gan.load_pretrained("gan")
+    cfg = generator.config
+    calls = []
+
+    def inverter(log_mel_spec):
+        calls.append(log_mel_spec.shape)
+        return gan.log_mel_to_audio(log_mel_spec, cfg, n_iter=2)
+
+    scores = recipes.gan.evaluate_gan(generator, n_per_condition=1, programs=[0, 40], pitches=[60, 67],
+                                      n_classifier=1, classifier_steps=5, n_diversity=3, progress=False,
+                                      pitch=False, inverter=inverter)
+    n_classifier_notes = len(cfg.programs) * len(cfg.pitches)
+    assert len(calls) == n_classifier_notes + 2 * 4 and set(calls) == {(cfg.n_mels, cfg.n_frames)}
+    assert "pitch_accuracy_ratio" not in scores and scores["frechet_real_roundtrip"] > 0

@@ -152,7 +152,7 @@ def train_gan(out_dir="runs", steps: int | None = None, command: str = "", progr
 
 def evaluate_gan(generator, n_per_condition: int = 4, programs=None, pitches=None, n_classifier: int = 4,
                  classifier_steps: int = 400, n_diversity: int = 100, progress: bool = True,
-                 pitch: bool = True) -> dict:
+                 pitch: bool = True, inverter=None) -> dict:
     """Measure a conditional note generator against real notes it never saw.
 
     - pitch accuracy: ``librosa.pyin`` on the generated audio (after Griffin-Lim), within 50 cents,
@@ -167,7 +167,9 @@ def evaluate_gan(generator, n_per_condition: int = 4, programs=None, pitches=Non
       to the same for ``n_diversity`` real notes.
 
     Every audio clip, generated or real, is analysed from its waveform with the model's mel settings.
-    ``pitch=False`` skips the pitch tracking (the slow part) and the pitch figures.
+    ``pitch=False`` skips the pitch tracking (the slow part) and the pitch figures. ``inverter``
+    (a log-mel [shape=(n_mels, n_frames)] -> audio function) replaces the default way back to sound,
+    Griffin-Lim (`models.gan.log_mel_to_audio`), everywhere above, e.g. with a neural vocoder.
     """
     from tqdm.auto import tqdm
 
@@ -178,9 +180,10 @@ def evaluate_gan(generator, n_per_condition: int = 4, programs=None, pitches=Non
     programs = list(cfg.programs if programs is None else programs)
     pitches = list(cfg.pitches if pitches is None else pitches)
     # The classifier hears each training note twice, directly and after the mel inversion, so that
-    # Griffin-Lim's phase artefacts alone do not change its answer.
+    # the inverter's artefacts (Griffin-Lim's phase errors) alone do not change its answer.
     real_train = gan.render_note_variations(cfg, n_classifier, seed=1)
-    inverted = np.stack([gan.log_mel_to_audio(m, cfg) for m in real_train["log_mel"]])
+    invert = inverter or (lambda log_mel_spec: gan.log_mel_to_audio(log_mel_spec, cfg))
+    inverted = np.stack([invert(m) for m in real_train["log_mel"]])
     real_train = {"log_mel": np.concatenate([real_train["log_mel"], gan.log_mel(inverted, cfg)]),
                   "program": np.concatenate([real_train["program"]] * 2)}
     real_eval = gan.render_note_variations(cfg, n_per_condition, seed=2, programs=programs, pitches=pitches)
@@ -191,8 +194,8 @@ def evaluate_gan(generator, n_per_condition: int = 4, programs=None, pitches=Non
 
     z = gan.latent(np.arange(len(real_eval["program"])) + 10_000, cfg.z_dim)
     fake_log_mel = gan.generate_log_mel(generator, real_eval["program"], real_eval["pitch"], z)
-    fake_y = np.stack([gan.log_mel_to_audio(m, cfg) for m in tqdm(fake_log_mel, desc="Griffin-Lim", disable=not progress)])
-    roundtrip_y = np.stack([gan.log_mel_to_audio(m, cfg) for m in real_eval["log_mel"]])
+    fake_y = np.stack([invert(m) for m in tqdm(fake_log_mel, desc="back to audio", disable=not progress)])
+    roundtrip_y = np.stack([invert(m) for m in real_eval["log_mel"]])
 
     def scores(y):
         x = gan.normalise(gan.log_mel(y, cfg), cfg)
