@@ -1,7 +1,7 @@
 """The built HTML book in headless Chromium: pages load without console errors or outside requests,
 math is typeset by the MathJax served from the site, audio players hold playable data, images load,
 galleries are present where a chapter has a widget, internal links resolve, every player a chapter
-displayed reaches its page, and the whole site is at most 20 MB.
+displayed reaches its page, and the whole site is at most 24 MB.
 """
 import functools
 import http.server
@@ -172,12 +172,12 @@ def test_internal_links_resolve(page_path):
     assert not broken, f"broken internal links: {broken}"
 
 
-# Size: the whole site, audio included, fits in 20 MB -------------------------------------------------
+# Size: the whole site, audio included, fits in 24 MB -------------------------------------------------
 
-MAX_SITE_BYTES = 20_000_000
+MAX_SITE_BYTES = 24_000_000  # 14 chapters (20 MB held 12)
 
 
-def test_site_is_at_most_20_mb():
+def test_site_is_at_most_24_mb():
     sizes = {path: path.stat().st_size for path in BUILD_HTML.rglob("*") if path.is_file()}
     total = sum(sizes.values())
     largest = ", ".join(f"{path.relative_to(BUILD_HTML)} {sizes[path] / 1e6:.1f} MB"
