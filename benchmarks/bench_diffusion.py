@@ -9,7 +9,7 @@ WEIGHTS defaults to the shipped ``musiclab/checkpoints/diffusion.safetensors``.
 held-out notes (4 per condition, all 6 instruments x 25 pitches): pitch within 50 cents and
 instrument accuracy relative to real notes, the Frechet distance in the classifier's embedding
 (real-vs-real floor), diversity of 100 samples of violin G4; for both, the nearest-training-note
-distance of `memorisation.gan_nearest_training_distances` (the chapter-14 check) and the time to
+distance of `memorisation.gan_nearest_training_distances` (the chapter-15 check) and the time to
 sample 16 notes on one CPU thread (diffusion: the recommended sampler; GAN: one forward pass); and
 the time of one explorer interaction.
 

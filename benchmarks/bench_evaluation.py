@@ -1,4 +1,4 @@
-"""Chapters 10-11 figures: the shipped classifiers on the test split, single- vs multi-task, surprise.
+"""Chapters 11-12 figures: the shipped classifiers on the test split, single- vs multi-task, surprise.
 
     MUSICLAB_MODE=full .venv/bin/python benchmarks/bench_evaluation.py [--compare-steps 2000] [--threads 1]
 

@@ -1,4 +1,4 @@
-"""Chapter 14 memorisation figures for the shipped generators, against real held-out music.
+"""Chapter 15 memorisation figures for the shipped generators, against real held-out music.
 
     MUSICLAB_MODE=full OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_memorisation.py [--tunes 200]
 

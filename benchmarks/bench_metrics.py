@@ -1,4 +1,4 @@
-"""Chapter 12: evaluating an uploaded 32-bar tune (bar: at most 1 s on CPU), and the leaderboard.
+"""Chapter 13: evaluating an uploaded 32-bar tune (bar: at most 1 s on CPU), and the leaderboard.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_metrics.py                 # upload timings, transcription
     MUSICLAB_MODE=full OMP_NUM_THREADS=1 python benchmarks/bench_metrics.py --seed 2   # another draw of tunes
@@ -18,7 +18,7 @@ rendered at 120 qpm with the SoundFont on flute, piano, violin and guitar in tur
 and read back by `upload.read_piece`; `transcription.transcription_scores` against the true grid
 (onsets within one 16th-note step; pitch accuracy of the matched notes; share of sounding steps
 transcribed as sounding), with the tracker's time per 64 s of audio.
-The leaderboard is chapter 12's, at the mode's set size (30 quick, 300 full).
+The leaderboard is chapter 13's, at the mode's set size (30 quick, 300 full).
 """
 import argparse
 import time
@@ -147,7 +147,7 @@ def print_leaderboard(n: int, real_draws: int = 4, next_token_steps: int | None 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--leaderboard", action="store_true", help="compute chapter 12's leaderboard too")
+    parser.add_argument("--leaderboard", action="store_true", help="compute chapter 13's leaderboard too")
     parser.add_argument("--n", type=int, default=None, help="pieces per set (default 30 quick, 300 full)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0, help="draw of held-out tunes for the transcription check")

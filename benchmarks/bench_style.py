@@ -3,7 +3,7 @@
     MUSICLAB_MODE=full OMP_NUM_THREADS=1 python benchmarks/bench_style.py [--classifier PATH]
 
 Everything is measured on held-out data with the shipped melody and timbre VAEs (chapter 6) and the
-shipped style classifier (chapter 10, or ``--classifier``):
+shipped style classifier (chapter 11, or ``--classifier``):
 
 - the classifier's region accuracy on held-out 2-bar (32-step) and 4-bar (64-step) windows, over
   all regions and between Chinese and Irish;

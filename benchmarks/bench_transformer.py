@@ -20,7 +20,7 @@ position; each run's evaluations record the CPU seconds spent training so far
 
 ``quality`` scores the shipped melody RNN and Transformer on the test split, generates melodies
 from both and measures copy rates of 8- and 12-note runs against the training set (beside held-out
-real tunes) and the MGEval overlap of 8-bar melodies (chapter 12's leaderboard row); with
+real tunes) and the MGEval overlap of 8-bar melodies (chapter 13's leaderboard row); with
 ``--budget``, it writes both results into the Transformer's sidecar, where the chapter reads them.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Chapter 14 watermark figures: detection after each attack, false positives, mark level.
+"""Chapter 15 watermark figures: detection after each attack, false positives, mark level.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_watermark.py [--clips 200] [--keys 10]
 

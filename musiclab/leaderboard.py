@@ -1,8 +1,8 @@
-"""Chapter 12's leaderboard: sets of generated melodies against held-out music, with real music as
+"""Chapter 13's leaderboard: sets of generated melodies against held-out music, with real music as
 the ceiling and its spread as the noise level of each number; and the samples of the book's models
 that fill it.
 
-Chapter: notebooks/12_evaluating_generative_models.ipynb
+Chapter: notebooks/13_evaluating_generative_models.ipynb
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def excerpts(grids, n_bars: int, n: int | None = None, seed: int = 0) -> list[np
     that has one, so that every set in a comparison has pieces of one length; with ``n``, a random
     ``n`` of them (fewer if there are fewer), drawn with ``seed``.
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     windows = [w[0] for w in (symbolic.slice_grid(g, n_bars, hop_bars=n_bars) for g in grids) if len(w)]
     if n is None:
@@ -30,7 +30,7 @@ def transposed_phrases(tunes, n: int, seed: int = 0) -> list[np.ndarray]:
     """``n`` random 2-bar phrases of ``tunes``, each transposed at random as the chapter-6 VAE's
     training phrases were (`datasets.GridSliceDataset`), drawn with ``seed``.
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     import torch
 
@@ -46,7 +46,7 @@ def melody_rnn_samples(conditions, n_bars: int, seed: int = 0, temperature: floa
     ``name="transformer-melody"``, the chapter-5 melody Transformer) per (region, tune type) in
     ``conditions`` (labels it has not seen count as unknown).
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     from .models import rnn, transformer
 
@@ -59,7 +59,7 @@ def melody_rnn_samples(conditions, n_bars: int, seed: int = 0, temperature: floa
 def vae_prior_samples(n: int, seed: int = 0, temperature: float = 1.0) -> list[np.ndarray]:
     """``n`` 2-bar melodies from the shipped chapter-6 melody VAE: z ~ N(0, I), decoded by sampling.
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     import torch
 
@@ -75,7 +75,7 @@ def next_token_samples(model, n: int, n_bars: int, seed: int = 0) -> list[np.nda
     """``n`` melodies of ``n_bars`` bars from a chapter-2 next-token model, each started from a
     context of rests (its training windows start so).
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     import torch
 
@@ -87,7 +87,7 @@ def next_token_samples(model, n: int, n_bars: int, seed: int = 0) -> list[np.nda
 def torch_generator(seed: int):
     """A `torch.Generator` seeded with ``seed``.
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     import torch
 
@@ -96,7 +96,7 @@ def torch_generator(seed: int):
 
 def leaderboard_row(grids, reference_grids, training_index: set, embed=None,
                     transposition_invariant: bool = True) -> dict:
-    """One row of chapter 12's leaderboard: a set of melodies against a reference set of the same
+    """One row of chapter 13's leaderboard: a set of melodies against a reference set of the same
     length (held-out real music):
 
     - ``overlap`` / ``kl``: `metrics.compare_sets` averaged over the nine MGEval features (and
@@ -107,7 +107,7 @@ def leaderboard_row(grids, reference_grids, training_index: set, embed=None,
       copied in any key counts);
     - ``notes_per_bar``: mean notes per 16-step bar.
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     comparison = metrics.compare_sets(reference_grids, grids)
     row = {"n": len(grids), "overlap": float(np.mean([c["overlap"] for c in comparison.values()])),
@@ -129,7 +129,7 @@ def leaderboard(reference_grids, generated: dict, real_draws: list, training_ind
     deviation per column under ``"spread"`` (the noise level of each number at this set size) and,
     as its copy rate, the held-out reference's own.
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     if len(real_draws) < 2:
         raise BadInputError(f"leaderboard: the noise level needs >= 2 real draws, got {len(real_draws)}")

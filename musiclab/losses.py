@@ -355,7 +355,7 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_ind
     logits : Tensor [shape=(N, K)] or [shape=(N, T, K)]
     targets : LongTensor [shape=(N,)] or [shape=(N, T)], values in [0, K) or ``ignore_index``
 
-    Chapter: notebooks/10_multitask_evaluation.ipynb
+    Chapter: notebooks/11_multitask_evaluation.ipynb
     """
     logits, targets = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
     labelled = targets != ignore_index
@@ -367,7 +367,7 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_ind
 def weighted_task_loss(task_losses: dict, weights: dict | None = None) -> torch.Tensor:
     """L = sum_i w_i L_i over the tasks (w_i = 1 for a task missing from ``weights``).
 
-    Chapter: notebooks/10_multitask_evaluation.ipynb
+    Chapter: notebooks/11_multitask_evaluation.ipynb
     """
     weights = weights or {}
     return sum(weights.get(task, 1.0) * loss for task, loss in task_losses.items())
@@ -394,7 +394,7 @@ def uncertainty_weighted_loss(task_losses: dict, log_variances: dict, regression
     log_variances : dict task -> scalar Tensor s_i (a learnable parameter)
     regression : the tasks whose loss is a squared error; all others are classification
 
-    Chapter: notebooks/10_multitask_evaluation.ipynb
+    Chapter: notebooks/11_multitask_evaluation.ipynb
     """
     return sum((0.5 if task in regression else 1.0) * torch.exp(-log_variances[task]) * loss
                + 0.5 * log_variances[task] for task, loss in task_losses.items())
@@ -406,7 +406,7 @@ def scaled_softmax_nll(logits: torch.Tensor, targets: torch.Tensor, log_variance
     `uncertainty_weighted_loss` uses the approximation exp(-s) CE(f) + s / 2 of this; the chapter
     compares the two numerically.
 
-    Chapter: notebooks/10_multitask_evaluation.ipynb
+    Chapter: notebooks/11_multitask_evaluation.ipynb
     """
     return F.cross_entropy(logits * torch.exp(-log_variance), targets)
 

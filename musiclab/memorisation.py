@@ -1,7 +1,7 @@
 """How much do the book's generators copy their training data? Copy rates for symbolic samples and
 nearest-neighbour distances for generated audio, each next to the same figure for real held-out music.
 
-Chapter: notebooks/14_ethics_and_copyright.ipynb
+Chapter: notebooks/15_ethics_and_copyright.ipynb
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def copy_rate_curve(generated_grids, training_grids, held_out_grids, ns=range(4,
     """`metrics.copy_rate` for each run length ``n`` in ``ns``, of the generated pieces and of real
     held-out pieces, against the same training pieces: ``{"n": [...], "generated": [...], "held_out": [...]}``.
 
-    Chapter: notebooks/14_ethics_and_copyright.ipynb
+    Chapter: notebooks/15_ethics_and_copyright.ipynb
     """
     curve = {"n": list(ns), "generated": [], "held_out": []}
     for n in ns:
@@ -43,7 +43,7 @@ def gan_nearest_training_distances(generator, n_train_per_condition: int = 16, n
 
     A generator that replays its training notes would sit much closer to them than new real notes do.
 
-    Chapter: notebooks/14_ethics_and_copyright.ipynb
+    Chapter: notebooks/15_ethics_and_copyright.ipynb
     """
     from .models import gan
 

@@ -3,11 +3,11 @@
 - Audio (chapter 3): pitch by an outside estimator (pYIN), a note classifier and the Frechet
   distance in its embedding, sample diversity.
 - Piano rolls (chapter 4): negative log-likelihood per frame under a polyphonic model.
-- Symbolic (chapter 12): MGEval-style per-piece features of event grids (Yang & Lerch 2018),
+- Symbolic (chapter 13): MGEval-style per-piece features of event grids (Yang & Lerch 2018),
   intra-/inter-set distance distributions with their kernel density estimates, overlap area and KL
   divergence; histogram JS divergences; originality as the n-gram copy rate against a training set.
 
-Chapter: notebooks/03_gan.ipynb, notebooks/12_evaluating_generative_models.ipynb
+Chapter: notebooks/03_gan.ipynb, notebooks/13_evaluating_generative_models.ipynb
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def f0_frames(y: np.ndarray, sr: int, fmin_hz: float = PYIN_FMIN_HZ, fmax_hz: fl
     width in semitones. librosa's pYIN loops over frames in Python (about 0.2 ms each), so its
     time grows with the number of frames, hardly with ``sr`` or ``resolution``.
 
-    Chapter: notebooks/03_gan.ipynb, notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/03_gan.ipynb, notebooks/13_evaluating_generative_models.ipynb
     """
     f0, voiced, voiced_prob = librosa.pyin(np.asarray(y, dtype=np.float32), fmin=fmin_hz, fmax=fmax_hz, sr=sr,
                                            frame_length=frame_length, hop_length=hop_length, resolution=resolution)
@@ -140,10 +140,10 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
 
     ||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))   (as FID, Heusel et al. 2017).
 
-    Any embedding works: the chapter-3 note classifier's, or the chapter-10 multi-task network's
+    Any embedding works: the chapter-3 note classifier's, or the chapter-11 multi-task network's
     ("Frechet distance in the MTNN embedding"; FAD is this distance in VGGish's embedding only).
 
-    Chapter: notebooks/03_gan.ipynb, notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/03_gan.ipynb, notebooks/13_evaluating_generative_models.ipynb
     """
     a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
@@ -179,7 +179,7 @@ def grid_notes(grid) -> tuple[np.ndarray, np.ndarray]:
 
     The durations are inter-onset intervals, the last one running to the end of the grid.
 
-    Chapter: notebooks/04_rnn.ipynb, notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/04_rnn.ipynb, notebooks/13_evaluating_generative_models.ipynb
     """
     grid = np.asarray(grid)
     onsets = np.flatnonzero(grid >= 2)
@@ -192,7 +192,7 @@ def grid_note_lengths(grid) -> np.ndarray:
     """How long each note of a grid sounds, in 16th-note steps: its onset plus the HOLDs after it
     (rests excluded, unlike the inter-onset intervals of `grid_notes`).
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     grid = np.asarray(grid)
     onsets = np.flatnonzero(grid >= 2)
@@ -207,7 +207,7 @@ def melody_histograms(grids) -> dict:
     """Normalised histograms over a set of grids: pitch class (12), interval (-12..12, 25), duration
     (1..16 steps, 16; longer ones in the last bin).
 
-    Chapter: notebooks/04_rnn.ipynb, notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/04_rnn.ipynb, notebooks/13_evaluating_generative_models.ipynb
     """
     pc, iv, du = np.zeros(12), np.zeros(25), np.zeros(16)
     for grid in grids:
@@ -222,7 +222,7 @@ def histogram_js_divergences(grids_a, grids_b) -> dict:
     """Jensen-Shannon divergence (nats) between the `melody_histograms` of two sets of grids, per
     histogram: ``{"pitch_class": ..., "interval": ..., "duration": ...}``.
 
-    Chapter: notebooks/04_rnn.ipynb, notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/04_rnn.ipynb, notebooks/13_evaluating_generative_models.ipynb
     """
     a, b = melody_histograms(grids_a), melody_histograms(grids_b)
     return {name: losses.js_divergence(torch.from_numpy(a[name]), torch.from_numpy(b[name])).item() for name in a}
@@ -251,7 +251,7 @@ def pitch_ngrams(grid, n: int = 8, transposition_invariant: bool = False) -> set
     """The set of runs of ``n`` successive note pitches of a grid (rhythm ignored); with
     ``transposition_invariant`` the runs are of the ``n - 1`` intervals between them.
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     if n < 1:
         raise BadInputError(f"pitch_ngrams: n={n}, expected >= 1")
@@ -275,7 +275,7 @@ def copy_rate(generated_grids, training, n: int = 8, transposition_invariant: bo
     Real held-out music copies too (folk tunes share stock phrases): compare with the held-out
     tunes' own copy rate, not with zero.
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     seen = training if isinstance(training, (set, frozenset)) else ngram_index(training, n, transposition_invariant)
     generated = [r for g in generated_grids for r in pitch_ngrams(g, n, transposition_invariant)]
@@ -354,7 +354,7 @@ def piece_features(grid) -> dict:
 
     A piece without notes gets zeros everywhere.
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     grid = symbolic.check_grid(grid)
     onsets = np.flatnonzero(grid >= 2)
@@ -394,7 +394,7 @@ def feature_distances(features_a: np.ndarray, features_b: np.ndarray | None = No
     ``features_b=None``: the intra-set distances, every pair i < j of set a [shape=(N (N-1) / 2,)];
     otherwise the inter-set distances, every (i in a, j in b) [shape=(N_a N_b,)].
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     a = np.asarray(features_a, np.float64).reshape(len(features_a), -1)
     if features_b is None:
@@ -447,7 +447,7 @@ def overlap_area(samples_p, samples_q, bandwidths=(None, None), densities=None) 
     distributions, 0 for disjoint ones (Yang & Lerch 2018). ``densities``: `kde_densities`' result,
     if already computed.
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     x, log_p, log_q = densities or kde_densities(samples_p, samples_q, bandwidths)
     return float(np.trapezoid(np.exp(np.minimum(log_p, log_q)), x))
@@ -459,9 +459,9 @@ def kl_divergence_kde(samples_p, samples_q, bandwidths=(None, None), densities=N
 
     MGEval's ``kl_dist`` instead evaluates p on a grid spanning p's samples and q on a *different*
     grid spanning q's, and passes the two vectors to ``scipy.stats.entropy``: that compares p(x_i)
-    with q(y_i) at different points and is not the KL divergence (chapter 12 shows the difference).
+    with q(y_i) at different points and is not the KL divergence (chapter 13 shows the difference).
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     x, log_p, log_q = densities or kde_densities(samples_p, samples_q, bandwidths)
     return float(max(np.trapezoid(np.exp(log_p) * (log_p - log_q), x), 0.0))
@@ -477,7 +477,7 @@ def compare_sets(reference_grids, generated_grids, features=FEATURES) -> dict:
     A generated set like the reference gives overlap near 1 and KL near 0. Returns
     ``{feature: {"intra_reference", "intra_generated", "inter", "kl", "overlap", ...}}``.
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     ref, gen = set_features(reference_grids), set_features(generated_grids)
     out = {}

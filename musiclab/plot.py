@@ -132,7 +132,7 @@ def figure_to_png_base64(fig, dpi: int = 80) -> str:
 def plot_confusion(confusion, labels: list[str], ax=None, title: str | None = None):
     """A confusion matrix (rows = true class, columns = predicted) as row-normalised shades with counts.
 
-    Chapter: notebooks/10_multitask_evaluation.ipynb
+    Chapter: notebooks/11_multitask_evaluation.ipynb
     """
     confusion = np.asarray(confusion)
     ax = _axes(ax, figsize=(0.55 * len(labels) + 2, 0.5 * len(labels) + 1.5))

@@ -5,7 +5,7 @@ unreadable, damaged, truncated and too long files refused) and calls `check_reco
 the checks that only make sense for music you want to learn from: it must not be silent, clipped or
 too short.
 
-Chapter: notebooks/13_end_to_end.ipynb
+Chapter: notebooks/14_end_to_end.ipynb
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def clipped_fraction(y: np.ndarray) -> float:
     a clipped one sits there (a flat top), also after it was turned down.
     ``y`` [shape=(n,)] or [shape=(channels, n)].
 
-    Chapter: notebooks/13_end_to_end.ipynb
+    Chapter: notebooks/14_end_to_end.ipynb
     """
     y = np.atleast_2d(np.abs(np.asarray(y, np.float32)))
     at_ceiling = y >= CLIP_LEVEL * y.max()
@@ -46,7 +46,7 @@ def check_recording(y, sr: int, name: str = "recording", min_duration_s: float =
     recording is for and why it needs that length), or clipped (more than 0.1 % of samples stuck at
     the peak). ``y`` [shape=(n,)] or [shape=(channels, n)] at ``sr`` Hz.
 
-    Chapter: notebooks/13_end_to_end.ipynb
+    Chapter: notebooks/14_end_to_end.ipynb
     """
     y = audio.check_audio(y, sr, name, ndim=np.ndim(y) if np.ndim(y) in (1, 2) else 1)
     duration_s = y.shape[-1] / sr
@@ -62,7 +62,7 @@ def check_recording(y, sr: int, name: str = "recording", min_duration_s: float =
 def normalise_peak(y: np.ndarray, peak: float = PEAK) -> np.ndarray:
     """Scale ``y`` so that ``max|y| = peak``.
 
-    Chapter: notebooks/13_end_to_end.ipynb
+    Chapter: notebooks/14_end_to_end.ipynb
     """
     return (np.asarray(y, np.float32) * (peak / np.abs(y).max())).astype(np.float32)
 
@@ -72,7 +72,7 @@ def slice_recording(y, sr: int, n_samples: int, hop_samples: int | None = None, 
     (default ``n_samples // 2``), dropping slices whose RMS is more than ``-min_level_db`` dB below the
     loudest slice's (pauses, the fade-out). Raises ``BadInputError`` if ``y`` is shorter than one slice.
 
-    Chapter: notebooks/13_end_to_end.ipynb
+    Chapter: notebooks/14_end_to_end.ipynb
     """
     y = audio.check_audio(y, sr, "slice_recording: y")
     hop_samples = hop_samples or n_samples // 2

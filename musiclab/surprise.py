@@ -5,7 +5,7 @@ is -log p(x_t | x_<t) in nats; the mean over a tune is its NLL per step, compare
 tunes for a "how typical is this" percentile. At each note onset, the notes the model found likelier
 are concrete suggestions.
 
-Chapter: notebooks/11_rnn_evaluation.ipynb
+Chapter: notebooks/12_rnn_evaluation.ipynb
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from .errors import BadInputError
 def load_melody_rnn():
     """The shipped chapter-4 melody RNN (`models.rnn.load_pretrained`), loaded once per process.
 
-    Chapter: notebooks/11_rnn_evaluation.ipynb
+    Chapter: notebooks/12_rnn_evaluation.ipynb
     """
     from .models import rnn
 

@@ -1,7 +1,7 @@
 """From a recording to notes: pitch tracking of a sung or played melody (`wav_to_notes`), and how well
 a transcription recovers the true notes (`transcription_scores`).
 
-Chapter: notebooks/12_evaluating_generative_models.ipynb
+Chapter: notebooks/13_evaluating_generative_models.ipynb
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def wav_to_notes(y: np.ndarray, sr: int, qpm: float = 120.0, name: str = "audio"
     A polyphonic recording yields its most salient line only. `transcription_scores` measures the
     result against the true notes (benchmarks/bench_metrics.py).
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     import librosa
     import scipy.signal
@@ -96,7 +96,7 @@ def transcription_scores(true_grid, grid, tolerance_steps: int = 1) -> dict:
     Example: true notes at steps 0, 4, 8 and transcribed ones at 1 (same pitch), 8 (another pitch)
     and 12: precision 2/3, recall 2/3, pitch accuracy 1/2.
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     def onsets(g):
         sounding = symbolic.sounding_tokens(g)

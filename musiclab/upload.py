@@ -4,14 +4,14 @@ book's evaluators say about it.
 - `read_piece`: a file or its bytes -> a monophonic event grid, read through the one door for your
   files (`datasets.user`), with a `BadInputError` naming the problem (corrupt, empty, huge,
   polyphonic with where and how many notes, too short, damaged, silent, unpitched).
-- `evaluate_piece`: the chapter-10 multi-task network's predicted region, tune type, meter and mode;
-  where the piece falls in a corpus region's distribution of each MGEval feature (chapter 12); its
-  8-note copy rate against that region's training tunes; the chapter-11 per-note surprise under the
+- `evaluate_piece`: the chapter-11 multi-task network's predicted region, tune type, meter and mode;
+  where the piece falls in a corpus region's distribution of each MGEval feature (chapter 13); its
+  8-note copy rate against that region's training tunes; the chapter-12 per-note surprise under the
   melody RNN, with likelier alternatives.
 - `evaluator_widget`: the same behind a FileUpload and a corpus dropdown; bad uploads show their
   message in the widget, never a traceback.
 
-Chapter: notebooks/12_evaluating_generative_models.ipynb
+Chapter: notebooks/13_evaluating_generative_models.ipynb
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def read_piece(source, name: str, qpm: float = 120.0, melody: str = "single") ->
     once and where); a recording shorter than ``MIN_AUDIO_S`` (1 s) or longer than ``MAX_AUDIO_S``
     (120 s), damaged, silent or unpitched; pitches outside C2..C7; longer than ``MAX_BARS`` bars.
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     suffix = Path(name).suffix.lower()
     if suffix not in SUFFIXES:
@@ -89,7 +89,7 @@ def corpus_reference(region: str, n_bars: int | None = None) -> dict:
     note count compare like with like: their MGEval features, each tune's mean distance to the
     others per feature, and their 8-note runs (whole tunes). Cached per (region, n_bars).
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     tunes = [t for t in datasets.load_folk("train", progress=False) if t.region == region]
     if len(tunes) < 10:
@@ -113,7 +113,7 @@ def feature_positions(grid, reference: dict) -> dict:
     - every feature: its mean distance to the corpus tunes, and the percentage of corpus tunes that
       are *more* unusual (a larger mean distance to the others): near 0 = an outlier.
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     piece = metrics.piece_features(grid)
     out = {}
@@ -136,7 +136,7 @@ def feature_positions(grid, reference: dict) -> dict:
 def evaluate_piece(grid, corpus: str = "German", top: int = 5) -> dict:
     """What the book's evaluators say about one melody (an event grid [shape=(T,)]):
 
-    - ``predictions``: {task: [(label, probability), ...] likeliest first} from the chapter-10
+    - ``predictions``: {task: [(label, probability), ...] likeliest first} from the chapter-11
       multi-task network (region, tune type, meter, mode);
     - ``features``: `feature_positions` against the training tunes of region ``corpus``, cut to
       the piece's length in whole bars;
@@ -145,7 +145,7 @@ def evaluate_piece(grid, corpus: str = "German", top: int = 5) -> dict:
     - ``surprise``: `musiclab.surprise.note_surprise` under the melody RNN conditioned on ``corpus``:
       typicality and the ``top`` most surprising notes with likelier alternatives.
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     from . import surprise
     from .models import mtnn
@@ -168,7 +168,7 @@ def evaluate_piece(grid, corpus: str = "German", top: int = 5) -> dict:
 def report_text(report: dict) -> str:
     """The report as a few lines of plain text (the widget and the static gallery show it).
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     task_names = {"region": "region", "tune_type": "tune type", "meter": "meter", "mode": "mode"}
     lines = [f"length {report['n_steps'] / 16:.1f} bars of 4/4; compared with the same length of "
@@ -202,7 +202,7 @@ def report_figure(grid, report: dict):
     """The melody with its most surprising notes in red (and the likeliest alternative as a
     hollow box), the network's predictions, and where each feature falls in the corpus.
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
@@ -245,7 +245,7 @@ def evaluate_upload(content: bytes, name: str, corpus: str = "German") -> tuple[
     """`read_piece` then `evaluate_piece`, for the widget: ``(html, grid, report)``. A bad upload
     gives ``(html with the BadInputError's message, None, None)`` instead of an exception.
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     try:
         grid = read_piece(content, name)
@@ -262,7 +262,7 @@ def load_evaluators() -> None:
     pitch tracker on half a second of A4 (its first call imports and compiles librosa's pYIN and
     onset code: about 2 s).
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     from . import surprise
     from .models import mtnn
@@ -279,7 +279,7 @@ def evaluator_widget(corpora=datasets.REGIONS):
     shows its `BadInputError` message in the widget, never a traceback. The evaluators are loaded
     when the widget is built (`load_evaluators`), not at the first upload.
 
-    Chapter: notebooks/12_evaluating_generative_models.ipynb
+    Chapter: notebooks/13_evaluating_generative_models.ipynb
     """
     import ipywidgets as w
     import matplotlib.pyplot as plt

@@ -14,7 +14,7 @@ variance exactly 1 over keys, whatever the music, and Hoeffding's inequality bou
 rate of a threshold ``t``: ``P(z > t) <= exp(-t ** 2 / 2)``. With the mark, ``z`` grows as
 ``sqrt(n)`` times the mark-to-music amplitude ratio in the band.
 
-Chapter: notebooks/14_ethics_and_copyright.ipynb
+Chapter: notebooks/15_ethics_and_copyright.ipynb
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def embed(y, sr: int, key: int, mark_db: float = 25.0) -> np.ndarray:
     """Return ``y`` [shape=(n,)] plus the watermark of ``key``, ``mark_db`` dB below the music's
     level in the band (measured in ``ENVELOPE_S`` windows). Same length and rate as ``y``.
 
-    Chapter: notebooks/14_ethics_and_copyright.ipynb
+    Chapter: notebooks/15_ethics_and_copyright.ipynb
     """
     y = _check(y, sr, "watermark.embed: y")
     if not 6 <= mark_db <= 60:
@@ -89,7 +89,7 @@ def detect(y, sr: int, key: int) -> float:
     """The detection score ``z`` of ``key`` in ``y`` [shape=(n,)]: mean 0 and variance 1 over keys
     without the mark, large with it. Compare with `THRESHOLD` (or use `is_marked`).
 
-    Chapter: notebooks/14_ethics_and_copyright.ipynb
+    Chapter: notebooks/15_ethics_and_copyright.ipynb
     """
     x = band_pass(_to_chip_rate(_check(y, sr, "watermark.detect: y"), sr))
     norm = np.sqrt((x ** 2).sum())
@@ -99,7 +99,7 @@ def detect(y, sr: int, key: int) -> float:
 def is_marked(y, sr: int, key: int, threshold: float = THRESHOLD) -> bool:
     """Whether ``detect(y, sr, key) > threshold``.
 
-    Chapter: notebooks/14_ethics_and_copyright.ipynb
+    Chapter: notebooks/15_ethics_and_copyright.ipynb
     """
     return detect(y, sr, key) > threshold
 
@@ -107,7 +107,7 @@ def is_marked(y, sr: int, key: int, threshold: float = THRESHOLD) -> bool:
 def snr_db(y, marked) -> float:
     """Signal-to-watermark ratio ``10 log10(sum y^2 / sum (marked - y)^2)`` in dB.
 
-    Chapter: notebooks/14_ethics_and_copyright.ipynb
+    Chapter: notebooks/15_ethics_and_copyright.ipynb
     """
     y, marked = np.asarray(y, np.float64), np.asarray(marked, np.float64)
     return float(10 * np.log10((y ** 2).sum() / ((marked - y) ** 2).sum()))
@@ -152,7 +152,7 @@ def generated_clips(n: int, sr: int = 44100, duration_s: float = 8.0, seed: int 
     sampled from the shipped chapter-4 melody RNN (random region and tune type), rendered by the
     SoundFont on the instruments of ``CLIP_PROGRAMS`` in turn, at 110 quarter notes per minute.
 
-    Chapter: notebooks/14_ethics_and_copyright.ipynb
+    Chapter: notebooks/15_ethics_and_copyright.ipynb
     """
     import torch
 

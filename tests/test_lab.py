@@ -33,7 +33,7 @@ GLUED = ('from musiclab.book import glue\nfrom IPython.display import Markdown\n
          'glue("verdict", Markdown("**clearly** smaller"), display=False)',
          "Gap {glue:text}`gap_nats:.3f` nats over {glue:text}`n_tunes:,` tunes: {glue:md}`verdict`.",
          ("Gap 0.123 nats over 12,345 tunes:", "clearly smaller"))
-# A value quoted above the cell that glues it, as chapters 1, 8 and 10 do once each: Run All sends every
+# A value quoted above the cell that glues it, as chapters 1, 8 and 11 do once each: Run All sends every
 # code cell to the kernel before jupyterlab-myst sends the text cells' expressions, so it shows too.
 FORWARD = ("Quoted before its cell: {glue:text}`gap_nats:.2f`.", "Quoted before its cell: 0.12.")
 

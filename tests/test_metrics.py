@@ -1,5 +1,5 @@
-"""Chapter 12: every symbolic metric on inputs small enough to compute by hand, the KDE-based KL and
-overlap against closed forms, and the copy rate shared with chapters 4 and 14."""
+"""Chapter 13: every symbolic metric on inputs small enough to compute by hand, the KDE-based KL and
+overlap against closed forms, and the copy rate shared with chapters 4 and 15."""
 import math
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Chapters 10-11: multi-task losses on hand-computable values, label masking, the classifiers' shapes
+"""Chapters 11-12: multi-task losses on hand-computable values, label masking, the classifiers' shapes
 on variable-length input, the shipped weights, and per-note surprise on a hand-checkable model."""
 import math
 

@@ -1,4 +1,4 @@
-"""Chapter 12's upload evaluator, transcription and leaderboard: every format read, every bad upload
+"""Chapter 13's upload evaluator, transcription and leaderboard: every format read, every bad upload
 refused with a message that names the problem, and the report of a real tune."""
 import io
 

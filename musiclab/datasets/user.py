@@ -1,6 +1,6 @@
 """Your own files: the one door through which `musiclab` reads them.
 
-Every ``python -m musiclab train NAME --data PATH`` and the chapter-12 upload evaluator read your
+Every ``python -m musiclab train NAME --data PATH`` and the chapter-13 upload evaluator read your
 files here, by kind:
 
 - melodies (MIDI, ABC, MusicXML): `read_melodies` (a folder), `read_classes` (a folder with one
@@ -190,7 +190,7 @@ def read_classes(data, min_per_class: int = 2, melody: str = "single", n_classes
 
     Returns ``(tunes by split, class names sorted, description for the sidecar, skipped files)``.
 
-    Chapter: notebooks/10_multitask_evaluation.ipynb
+    Chapter: notebooks/11_multitask_evaluation.ipynb
     """
     root = _folder(data, "class subfolders of melody files (PATH/<class>/*.mid)")
     entries = _entries(root)
@@ -363,7 +363,7 @@ def read_recording(path, sr: int = audio.DEFAULT_SR, min_duration_s: float = rec
     Returns ``(y [shape=(n,)] float32 at sr, info)`` with ``info`` the file's rate, channels,
     duration and peak. Every problem raises ``BadInputError`` naming the file.
 
-    Chapter: notebooks/13_end_to_end.ipynb
+    Chapter: notebooks/14_end_to_end.ipynb
     """
     path = symbolic.check_file(path, max_bytes=float("inf"))  # a recording is limited by its duration, from its header
     if path.suffix.lower() not in AUDIO_SUFFIXES:
@@ -394,7 +394,7 @@ def read_recordings(data, sr: int, min_duration_s: float = recording.MIN_DURATIO
 
     Returns ``(recordings [shape=(n,)] mono at sr, skipped files as (name, reason))``.
 
-    Chapter: notebooks/13_end_to_end.ipynb
+    Chapter: notebooks/14_end_to_end.ipynb
     """
     path, files = _audio_files(data)
     recordings, skipped = [], []
@@ -422,7 +422,7 @@ def read_audio_segments(data, sr: int, segment_s: float, model: str = "this mode
 
     Returns ``(segments by split [shape=(N, n)], description for the sidecar, skipped files)``.
 
-    Chapter: notebooks/13_end_to_end.ipynb
+    Chapter: notebooks/14_end_to_end.ipynb
     """
     path, files = _audio_files(data)
     n_samples, ids, segments, skipped = round(segment_s * sr), [], [], []

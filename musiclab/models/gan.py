@@ -286,7 +286,7 @@ CLASSES = {name: (Generator, GanConfig) for name in ("gan", "recording-gan")}
 
 
 def load_pretrained(name: str = "gan", path=None) -> tuple[Generator, dict]:
-    """Load the generator of ``gan`` (chapter 3) or ``recording-gan`` (chapter 13): the shipped
+    """Load the generator of ``gan`` (chapter 3) or ``recording-gan`` (chapter 14): the shipped
     full-mode weights (``musiclab/checkpoints/NAME.safetensors``) or your own trained ones at
     ``path``, checked by `weights.load_weights`. Returns ``(generator in eval mode, sidecar)``.
 

@@ -1,4 +1,4 @@
-"""Evaluating music with classifiers (chapters 10-11): a multi-task network and an RNN evaluator.
+"""Evaluating music with classifiers (chapters 11-12): a multi-task network and an RNN evaluator.
 
 - `MultiTaskNet`: one shared encoder (token embedding -> dilated 1-D convolutions -> masked mean
   pooling) over an event grid of any length, and one linear head per task: region, tune type
@@ -10,7 +10,7 @@ Labels come from the corpus metadata (`task_label`; for your own files, ``--data
 subfolders as the region task alone, `datasets.user.read_classes`); a tune without a label for a
 task is left out of that task's loss (target -100). Every ``forward`` returns logits.
 
-Chapter: notebooks/10_multitask_evaluation.ipynb
+Chapter: notebooks/11_multitask_evaluation.ipynb
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def task_label(tune, task: str) -> str:
     """A tune's label for one task, or "" when it has none.
 
     The mode of a Chinese tune is unlabelled: the Essen ``K:`` field of the Chinese collections
-    gives a key signature only, so every one of them reads "major" (see chapter 10).
+    gives a key signature only, so every one of them reads "major" (see chapter 11).
     """
     if task == "region":
         return tune.region
@@ -241,7 +241,7 @@ class RNNEvaluator(nn.Module):
     -------
     dict task -> logits Tensor [shape=(B, T, n_classes)]
 
-    Chapter: notebooks/11_rnn_evaluation.ipynb
+    Chapter: notebooks/12_rnn_evaluation.ipynb
     """
 
     def __init__(self, config: RNNEvaluatorConfig):
@@ -292,7 +292,7 @@ def load_pretrained(name: str = "mtnn", path=None) -> MultiTaskNet | RNNEvaluato
     `weights.load_weights`, in eval mode. Returns the model alone (its sidecar: `weights.read_sidecar`):
     the evaluators are loaded once per process and shared by every measure that uses them.
 
-    Chapter: notebooks/10_multitask_evaluation.ipynb
+    Chapter: notebooks/11_multitask_evaluation.ipynb
     """
     if name not in CLASSES:
         raise BadInputError(f"unknown model {name!r}; choose one of: {', '.join(CLASSES)}")
@@ -301,7 +301,7 @@ def load_pretrained(name: str = "mtnn", path=None) -> MultiTaskNet | RNNEvaluato
 
 def region_probability(grids, region: str, model: MultiTaskNet | None = None) -> np.ndarray:
     """p(region | grid) under the multi-task network, float32 [shape=(N,)]: the "transfer strength"
-    of a style-transfer output (chapters 8-9). See chapter 10 for its accuracy on 2- and 4-bar slices."""
+    of a style-transfer output (chapters 8-9). See chapter 11 for its accuracy on 2- and 4-bar slices."""
     model = model or load_pretrained()
     if region not in model.labels["region"]:
         raise BadInputError(f"region {region!r}: choose from {model.labels['region']}")

@@ -47,7 +47,7 @@ from . import cyclegan, diffusion, evaluation, gan, next_token, recording, rnn, 
 def train_gan_or_recording_gan(out_dir="runs", steps: int | None = None, command: str = "", data=None,
                                progress: bool = True, restart: bool = False, **settings) -> dict:
     """``train gan``: the chapter-3 conditional GAN (`gan.train_gan`); with your recording
-    (``--data``), whose slices carry no instrument or pitch labels, chapter 13's single-condition
+    (``--data``), whose slices carry no instrument or pitch labels, chapter 14's single-condition
     version of the same GAN (`recording.train_recording_gan`, written as ``recording-gan``)."""
     if data is None:
         return gan.train_gan(out_dir, steps, command, progress=progress, restart=restart, **settings)
@@ -94,15 +94,15 @@ RECIPES = {
     "transformer-chorale": Recipe(transformer.train_transformer_chorale,
                                   "chapter 5: Transformer over piano-roll frames with poly-made's MADE output (chorales)",
                                   PIANOROLLS),
-    "recording-gan": Recipe(recording.train_recording_gan, "chapter 13: single-condition SpecGAN of slices of one recording",
+    "recording-gan": Recipe(recording.train_recording_gan, "chapter 14: single-condition SpecGAN of slices of one recording",
                             RECORDINGS),
     "cyclegan-timbre": Recipe(cyclegan.train_cyclegan_timbre, "chapter 9: CycleGAN flute <-> clarinet on log-mels",
                               f"{MELODIES}, rendered on both instruments"),
     "cyclegan-symbolic": Recipe(cyclegan.train_cyclegan_symbolic, "chapter 9: CycleGAN between two regions' melody phrases",
                                 "a folder with exactly two subfolders of melodies, the domains A and B"),
-    "mtnn": Recipe(evaluation.train_mtnn, "chapter 10: multi-task network (region, tune type, meter, mode) of melodies",
+    "mtnn": Recipe(evaluation.train_mtnn, "chapter 11: multi-task network (region, tune type, meter, mode) of melodies",
                    f"{CLASSES}: your classes as the style task"),
-    "rnn-evaluator": Recipe(evaluation.train_rnn_evaluator, "chapter 11: GRU evaluator, a prediction after every step read",
+    "rnn-evaluator": Recipe(evaluation.train_rnn_evaluator, "chapter 12: GRU evaluator, a prediction after every step read",
                             f"{CLASSES}: your classes as the style task"),
     "ddsp": Recipe(synthesis.train_ddsp, "DDSP decoder of one instrument (harmonic + noise synthesiser) from f0 and loudness",
                    "recordings of one instrument, a file or a folder: WAV, FLAC, OGG, MP3 (any rate, at least 2 s); "

@@ -267,7 +267,7 @@ def region_phrases(tunes, region: str, hop_bars: int = 2) -> np.ndarray:
 
 
 def score_symbolic_transfer(model, phrases_a, phrases_b, classifier=None, strength: bool = True) -> dict:
-    """Transfer strength (`style.transfer_strength`, the region classifier of chapter 10) and content
+    """Transfer strength (`style.transfer_strength`, the region classifier of chapter 11) and content
     preservation (`style.content_preservation`) of G on ``phrases_a`` and of F on ``phrases_b``.
 
     ``strength_before_*`` is the target region's probability on the untransformed phrases.
@@ -337,7 +337,7 @@ def train_cyclegan_symbolic(out_dir="runs", steps: int | None = None, command: s
     Cycle and identity use the cross-entropy with small weights (``lambda_cycle`` 1, ``lambda_identity``
     0.1): with the audio model's 10 and 5 the generators learned to copy (0.5 % of steps changed in a
     quick run). Scored on the test split's phrases (hop 4 bars) with the shipped region classifier
-    (chapter 10).
+    (chapter 11).
 
     With ``data`` (a folder with exactly two subfolders of melody files, the domains A and B in name
     order, `_two_domains`) it trains on the train split of your files and reports content

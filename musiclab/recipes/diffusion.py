@@ -165,7 +165,7 @@ def train_diffusion(out_dir="runs", steps: int | None = None, command: str = "",
     """A conditional latent diffusion model of the GAN chapter's notes (6 instruments x 25 pitches),
     written as ``diffusion``; with ``data`` (a recording or a folder of them, read by
     `datasets.user.read_recordings`) a single-condition one of its 0.75-s slices, as the GAN's
-    ``--data`` trains the recording GAN of chapter 13, written as ``recording-diffusion``.
+    ``--data`` trains the recording GAN of chapter 14, written as ``recording-diffusion``.
     ``settings``: fields of `DiffusionSettings` to change (e.g. ``autoencoder_steps=500``).
 
     Chapter: notebooks/07_diffusion.ipynb

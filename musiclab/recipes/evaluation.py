@@ -1,4 +1,4 @@
-"""The chapter 10-11 classifiers: ``python -m musiclab train mtnn | rnn-evaluator``.
+"""The chapter 11-12 classifiers: ``python -m musiclab train mtnn | rnn-evaluator``.
 
 Both train on random crops of the folk melodies (32..256 sixteenth-note steps), transposed by up to
 +-5 semitones (every task here is transposition-invariant: region, tune function, meter, mode), and
@@ -7,7 +7,7 @@ melodies instead, one class per subfolder (``PATH/<class>/*.mid|*.abc|*.xml``, s
 `datasets.user.read_classes`): the subfolders are the classes of the style (region) task, the only task
 trained then (your files carry no tune type, meter or mode, and the model has no head for them).
 
-Chapter: notebooks/10_multitask_evaluation.ipynb
+Chapter: notebooks/11_multitask_evaluation.ipynb
 """
 from __future__ import annotations
 
@@ -178,7 +178,7 @@ class MtnnSettings(TrainingSettings):
     ``tasks``: None for all of `models.mtnn.TASKS`; ``weighting``: ``"uncertainty"`` or ``"sum"``;
     ``balance``: ``"region"`` draws the regions equally often; ``min_label_count``: see `labelled_tunes`.
 
-    Chapter: notebooks/10_multitask_evaluation.ipynb
+    Chapter: notebooks/11_multitask_evaluation.ipynb
     """
 
     steps: int = 2000
@@ -200,7 +200,7 @@ MTNN_SETTINGS = {"full": MtnnSettings(),
 def train_mtnn(out_dir="runs", steps: int | None = None, command: str = "", name: str = "mtnn",
                progress: bool = True, data: str | None = None, melody: str = "single", restart: bool = False,
                **settings) -> dict:
-    """The chapter-10 multi-task network (or, with one task, a single-task baseline) on the folk
+    """The chapter-11 multi-task network (or, with one task, a single-task baseline) on the folk
     melodies in the corpus's proportions (``balance="region"``: regions drawn equally often);
     early stopping on the validation loss summed over the tasks. With ``data`` (a folder with one
     subfolder of melody files per class, `labelled_tunes`) a single-task network for your classes.
@@ -245,7 +245,7 @@ def train_mtnn(out_dir="runs", steps: int | None = None, command: str = "", name
     return result
 
 
-# Chapter 11: the RNN evaluator -------------------------------------------------------------------------
+# Chapter 12: the RNN evaluator -------------------------------------------------------------------------
 
 READ_STEPS = (8, 16, 32, 64, 128, 256)
 
@@ -290,7 +290,7 @@ class RnnEvaluatorSettings(TrainingSettings):
     presets). Crops of ``min_crop``..``max_crop`` steps, from the tune's start with probability
     ``from_start``; ``valid_tunes`` validation tunes for early stopping.
 
-    Chapter: notebooks/11_rnn_evaluation.ipynb
+    Chapter: notebooks/12_rnn_evaluation.ipynb
     """
 
     steps: int = 1500
@@ -312,11 +312,11 @@ RNN_EVALUATOR_SETTINGS = {"full": RnnEvaluatorSettings(),
 
 def train_rnn_evaluator(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True,
                         data: str | None = None, melody: str = "single", restart: bool = False, **settings) -> dict:
-    """The chapter-11 GRU evaluator: per-step predictions of the chapter-10 tasks (with ``data``, of
+    """The chapter-12 GRU evaluator: per-step predictions of the chapter-11 tasks (with ``data``, of
     your classes, one subfolder each, as the region task alone: `labelled_tunes`). ``settings``:
     fields of `RnnEvaluatorSettings` to change.
 
-    Chapter: notebooks/11_rnn_evaluation.ipynb
+    Chapter: notebooks/12_rnn_evaluation.ipynb
     """
     from ..models import mtnn
 

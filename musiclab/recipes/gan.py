@@ -116,7 +116,7 @@ def train_gan(out_dir="runs", steps: int | None = None, command: str = "", progr
     """The chapter-3 conditional SpecGAN on varied SoundFont notes (6 instruments x 25 pitches).
     ``settings``: fields of `GanSettings` to change (e.g. ``loss="nonsaturating"``).
 
-    Your own recording (``train gan --data``) trains chapter 13's single-condition version of the
+    Your own recording (``train gan --data``) trains chapter 14's single-condition version of the
     same GAN instead (`recipes.recording.train_recording_gan`, chosen in `recipes.RECIPES`).
     """
     import copy

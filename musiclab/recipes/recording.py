@@ -1,10 +1,10 @@
-"""The chapter-13 GAN on slices of one recording: ``python -m musiclab train recording-gan [--data my.wav]``.
+"""The chapter-14 GAN on slices of one recording: ``python -m musiclab train recording-gan [--data my.wav]``.
 
 The chapter-3 SpecGAN with a single condition (so it is unconditional): it learns the distribution of
 0.75-s log-mel slices cut from the recording. Without ``data`` it trains on the book's stand-in
 recording, a folk tune rendered by the SoundFont (`book_recording`).
 
-Chapter: notebooks/13_end_to_end.ipynb
+Chapter: notebooks/14_end_to_end.ipynb
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def book_recording(sr: int = 44100) -> tuple[np.ndarray, str]:
 
     Returns ``(y [shape=(2, n)] float32 at sr, title)``.
 
-    Chapter: notebooks/13_end_to_end.ipynb
+    Chapter: notebooks/14_end_to_end.ipynb
     """
     from .. import symbolic
 
@@ -52,7 +52,7 @@ def recording_slices(y, model_config) -> dict:
     ``y`` [shape=(N, n_samples)], ``log_mel`` [shape=(N, n_mels, n_frames)], and the single condition
     (``program``, ``pitch``) of every slice.
 
-    Chapter: notebooks/13_end_to_end.ipynb
+    Chapter: notebooks/14_end_to_end.ipynb
     """
     from ..models import gan
 
@@ -66,7 +66,7 @@ def recording_slices(y, model_config) -> dict:
 class RecordingGanSettings(TrainingSettings):
     """Training settings of ``recording-gan`` (defaults: full mode; `RECORDING_GAN_SETTINGS` holds both presets).
 
-    Chapter: notebooks/13_end_to_end.ipynb
+    Chapter: notebooks/14_end_to_end.ipynb
     """
 
     steps: int = 3000

@@ -79,7 +79,7 @@ class CycleTransfer:
     ----------
     timbre_model : the timbre CycleGAN (log-mels of instrument A <-> instrument B).
     symbolic_model : the symbolic CycleGAN (4-bar phrases of region A <-> region B).
-    classifier : the style classifier (chapter 10) that measures the region.
+    classifier : the style classifier (chapter 11) that measures the region.
 
     Chapter: notebooks/09_style_transfer_gan.ipynb
     """

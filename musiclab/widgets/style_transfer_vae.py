@@ -34,7 +34,7 @@ class PhraseTransfer:
     Parameters
     ----------
     melody_vae : the melody VAE (2-bar phrases).
-    classifier : the style classifier (chapter 10) that measures region and mode.
+    classifier : the style classifier (chapter 11) that measures region and mode.
     region_centroids : dict, region -> mean latent code [shape=(z_dim,)].
     mode_vectors : dict, "minor"/"major" -> latent direction [shape=(z_dim,)] (learned in C).
     density_vectors : dict, "more notes"/"fewer notes" -> latent direction [shape=(z_dim,)].
