@@ -13,10 +13,11 @@
   2048 ... 64), pYIN pitch accuracy on the notes (share of the original's voiced frames where the
   inverted note is voiced and within 50 cents of the note's pitch) and voicing agreement, and the
   real-time factor on one CPU thread (seconds of audio per second of computing, mel to audio);
-- DDSP timbre transfer: the flute renderings' f0 (from the score, and from pYIN) and loudness through
-  the clarinet decoder, log-spectral distance (log-mel, floor -80 dB) to the true clarinet rendering on
-  the CycleGAN's 40 test tunes (opening 16 quarters), next to the shipped CycleGAN's figure from its
-  sidecar and the identity baseline.
+- DDSP timbre transfer: the flute renderings' f0 and notes (from the score, and from the audio: pYIN and
+  `audio.detect_note_spans`) through a decoder (the clarinet's by default), with the decoder's own
+  articulation of the notes and with the flute's loudness curve; log-spectral distance (log-mel, floor
+  -80 dB) to the true rendering on the CycleGAN's 40 test tunes (opening 16 quarters), next to the
+  shipped CycleGAN's figure from its sidecar (flute -> clarinet) and the identity baseline.
 """
 from __future__ import annotations
 
@@ -95,18 +96,23 @@ def bench_inverters(model, note_stride: int) -> None:
               f"{lsd['notes'][1]:.2f} | {accuracy:.3f} | {voicing:.3f} | {audio_s / seconds:.0f}x |")
 
 
-def bench_transfer(decoder, n_tunes: int) -> None:
+def bench_transfer(decoder, program: int, n_tunes: int) -> None:
     tunes = recipes.cyclegan._spread(datasets.load_folk("test"), n_tunes)
     cyclegan_metrics = json.loads((weights.CHECKPOINTS / "cyclegan-timbre.json").read_text())["metrics"]
-    print(f"timbre transfer flute -> clarinet, {len(tunes)} test tunes (opening 16 quarters):")
-    print("| method | LSD to the true clarinet rendering (dB) |")
+    name = decoder.config.instrument
+    print(f"timbre transfer flute -> {name}, {len(tunes)} test tunes (opening 16 quarters):")
+    print(f"| method | LSD to the true {name} rendering (dB) |")
     print("| --- | --- |")
-    for f0 in ("score", "pyin"):
+    for f0, source in (("score", "the score"), ("pyin", "the flute audio (pYIN, notes found by loudness and pitch)")):
         start = time.perf_counter()
-        scores = recipes.synthesis.score_timbre_transfer(decoder, tunes, 71, f0=f0)
-        print(f"| DDSP clarinet decoder, f0 from the {'score' if f0 == 'score' else 'flute audio by pYIN'} | "
-              f"{scores['lsd_transfer']:.2f} ({time.perf_counter() - start:.0f} s for all tunes) |")
-    print(f"| CycleGAN flute -> clarinet (shipped sidecar) | {cyclegan_metrics['test_lsd_translated_a_to_b']:.2f} |")
+        scores = recipes.synthesis.score_timbre_transfer(decoder, tunes, program, f0=f0)
+        seconds = time.perf_counter() - start
+        print(f"| DDSP {name} decoder, f0 and notes from {source}, the {name}'s articulation | "
+              f"{scores['lsd_transfer']:.2f} ({seconds:.0f} s for all tunes, both rows) |")
+        print(f"| DDSP {name} decoder, f0 and notes from {source}, the flute's loudness | "
+              f"{scores['lsd_transfer_source_dynamics']:.2f} |")
+    if program == 71:
+        print(f"| CycleGAN flute -> clarinet (shipped sidecar) | {cyclegan_metrics['test_lsd_translated_a_to_b']:.2f} |")
     print(f"| identity: the flute itself (here / CycleGAN sidecar) | {scores['lsd_input']:.2f} / "
           f"{cyclegan_metrics['test_lsd_input']:.2f} |")
 
@@ -114,7 +120,8 @@ def bench_transfer(decoder, n_tunes: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vocoder", help="vocoder weights (default: the shipped ones)")
-    parser.add_argument("--ddsp", help="clarinet decoder weights (default: the shipped ddsp-clarinet)")
+    parser.add_argument("--ddsp", help="decoder weights (default: the shipped decoder of --program)")
+    parser.add_argument("--program", type=int, default=71, help="the decoder's instrument (default 71, clarinet)")
     parser.add_argument("--note-stride", type=int, default=4, help="every n-th of the GAN's pitches (default 4)")
     parser.add_argument("--tunes", type=int, default=40, help="test tunes for the transfer (default 40)")
     parser.add_argument("--part", choices=("inverters", "transfer", "all"), default="all")
@@ -126,10 +133,10 @@ def main() -> None:
               f"{sidecar['device']}, {sum(p.numel() for p in model.parameters()):,} parameters)")
         bench_inverters(model, args.note_stride)
     if args.part in ("transfer", "all"):
-        decoder, sidecar = ddsp.load_pretrained("ddsp-clarinet", path=args.ddsp)
+        decoder, sidecar = ddsp.load_pretrained(f"ddsp-{ddsp.instrument_name(args.program)}", path=args.ddsp)
         print(f"DDSP: {sidecar['command']} ({sidecar['mode']} mode, {sidecar['wall_time_s']:.0f} s on "
               f"{sidecar['device']})")
-        bench_transfer(decoder, args.tunes)
+        bench_transfer(decoder, args.program, args.tunes)
 
 
 if __name__ == "__main__":

@@ -184,8 +184,13 @@ def render_note(pitch: int, program: int = 0, velocity: int = 100, duration_s: f
     return y
 
 
-def _note_events(notes, qpm: float, sr: int):
-    """Sorted note on/off events in samples, and the sample of the last note-off."""
+def note_spans(notes, qpm: float = 120, sr: int = DEFAULT_SR) -> np.ndarray:
+    """Where `render_notes` plays each note: rows ``(on_sample, off_sample, pitch, velocity)``
+    [shape=(n_notes, 4)] int64, in the order given; ``notes`` are ``(pitch, start, duration,
+    velocity)`` in quarter notes at ``qpm``. A note-off never lands on its own note-on sample.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
     if not qpm > 0:
         raise BadInputError(f"qpm={qpm}: expected quarter notes per minute > 0")
     rows = [tuple(note) for note in notes]
@@ -201,10 +206,16 @@ def _note_events(notes, qpm: float, sr: int):
     on = np.round(start * samples_per_quarter).astype(np.int64)
     # a note-off never lands on its own note-on sample, which would leave the note hanging
     off = np.maximum(np.round((start + duration) * samples_per_quarter).astype(np.int64), on + 1)
+    return np.stack([on, off, pitch.astype(np.int64), velocity.astype(np.int64)], axis=1)
+
+
+def _note_events(notes, qpm: float, sr: int):
+    """Sorted note on/off events in samples, and the sample of the last note-off."""
+    spans = note_spans(notes, qpm, sr)
     # at equal times note-offs (False) sort before note-ons, so repeated pitches re-strike
-    events = sorted([(int(s), True, int(p), int(v)) for s, p, v in zip(on, pitch, velocity)]
-                    + [(int(s), False, int(p), 0) for s, p in zip(off, pitch)])
-    return events, int(off.max())
+    events = sorted([(int(on), True, int(p), int(v)) for on, _, p, v in spans]
+                    + [(int(off), False, int(p), 0) for _, off, p, _ in spans])
+    return events, int(spans[:, 1].max())
 
 
 def render_notes(notes, program: int = 0, qpm: float = 120, sr: int = DEFAULT_SR,
@@ -452,6 +463,47 @@ def pyin_f0_hz(y, sr: int, hop_length: int = 128, frame_length: int = 1024, fmin
     f0_hz, voiced, _ = librosa.pyin(_as_array(y, "y"), fmin=fmin_hz, fmax=fmax_hz, sr=sr,
                                     frame_length=frame_length, hop_length=hop_length)
     return librosa.midi_to_hz(_fill_unvoiced(librosa.hz_to_midi(f0_hz))).astype(np.float32), voiced
+
+
+def detect_note_spans(f0_hz, loudness_db, hop_length: int = 128, sounding_range_db: float = 30.0,
+                      min_frames: int = 3, restrike_db: float = 2.0) -> np.ndarray:
+    """Notes found in a recording, for when there is no score: rows ``(on_sample, off_sample,
+    pitch, 0)`` [shape=(n_notes, 4)] int64 (velocity unknown).
+
+    A frame sounds when its loudness ``loudness_db`` [shape=(T,)] is within ``sounding_range_db``
+    of the loudest. A note starts where sounding begins; where the rounded pitch of ``f0_hz``
+    [shape=(T,)] changes and then holds ``min_frames`` frames; or, for a re-struck note, at a
+    minimum of the (3-frame smoothed) loudness over 13 frames that rises by ``restrike_db`` within
+    the next 8 (64 ms at 8-ms frames; a vibrato moves it more slowly). A start within
+    ``2 min_frames`` of the previous one is the same attack. A note ends where the next starts or
+    the sound stops.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
+    f0_hz, loudness_db = _as_array(f0_hz, "f0_hz"), _as_array(loudness_db, "loudness_db")
+    n = min(len(f0_hz), len(loudness_db))
+    midi = np.round(librosa.hz_to_midi(np.maximum(f0_hz[:n], 1.0))).astype(np.int64)
+    sounding = loudness_db[:n] >= loudness_db[:n].max() - sounding_range_db
+    smooth = np.convolve(np.pad(loudness_db[:n], 1, mode="edge"), np.ones(3) / 3, mode="valid")
+    starts = set()
+    for t in range(1, n - 1):
+        if smooth[t] == smooth[max(0, t - 6):t + 7].min() and smooth[t + 1:t + 9].max() - smooth[t] >= restrike_db:
+            starts.add(t)
+        if t <= n - min_frames and midi[t] != midi[t - 1] and np.all(midi[t:t + min_frames] == midi[t]):
+            starts.add(t)
+    kept = []
+    for t in sorted(starts):  # an attack's dip follows its pitch change: one note start
+        if not kept or t - kept[-1] > 2 * min_frames:
+            kept.append(t)
+    rows, on = [], None
+    for t in range(n + 1):
+        is_sounding = t < n and sounding[t]
+        if on is not None and (not is_sounding or t in kept):
+            rows.append((on * hop_length, t * hop_length, int(np.bincount(midi[on:t]).argmax()), 0))
+            on = None
+        if on is None and is_sounding:
+            on = t
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 4)
 
 
 # mu-law ---------------------------------------------------------------------------------------

@@ -239,7 +239,8 @@ def _ddsp_run(init_seed: int):
     model = ddsp.DDSP(config)
     rng = np.random.default_rng(0)
     clips = [{"y": rng.normal(0, 0.1, 30 * HOP).astype(np.float32), "f0_hz": rng.uniform(200, 400, 30).astype(np.float32),
-              "loudness_db": rng.uniform(-50, -20, 30).astype(np.float32)} for _ in range(3)]
+              "loudness_db": rng.uniform(-50, -20, 30).astype(np.float32),
+              "note_features": rng.uniform(0, 1, (30, ddsp.N_NOTE_FEATURES)).astype(np.float32)} for _ in range(3)]
     batches = recipes.synthesis.SegmentBatches(clips, 10, HOP, batch_size=2, batches_per_pass=5)
     return model, torch.optim.Adam(model.parameters(), lr=1e-2), recipes.synthesis.ddsp_step(model), batches
 
@@ -279,7 +280,68 @@ def test_shipped_clarinet_decoder_plays_held_out_tunes_closer_than_a_flute_does(
         example = recipes.synthesis.ddsp_features(clarinet, model.config, notes)
         resynthesis = ddsp.synthesise(model, example["f0_hz"], example["loudness_db"])
         f0_hz = audio.notes_to_f0_hz(notes, 1 + len(flute) // HOP)[0]
-        transfer = recipes.synthesis.transfer_timbre(model, flute, SR, f0_hz)
+        transfer = recipes.synthesis.transfer_timbre(model, flute, SR, f0_hz, spans=audio.note_spans(notes))
         rows.append([recipes.synthesis.log_mel_lsd_db(y, clarinet, SR) for y in (resynthesis, transfer, flute)])
     resynthesis_lsd, transfer_lsd, identity_lsd = np.mean(rows, axis=0)
     assert resynthesis_lsd < 0.6 * identity_lsd and transfer_lsd < 0.85 * identity_lsd
+
+
+# Notes and articulation -----------------------------------------------------------------------------------
+
+
+MELODY = [symbolic.Note(p, s, d) for p, s, d in
+          [(67, 0, 1), (67, 1, 0.5), (69, 1.5, 0.5), (71, 2, 1.5), (72, 3.5, 0.5), (72, 4, 1), (74, 5, 1)]]
+
+
+def test_note_spans_are_where_the_renderer_plays_the_notes():
+    spans = audio.note_spans(MELODY)
+    assert spans[:, 0].tolist() == [round(n.start * 0.5 * SR) for n in MELODY]
+    y = audio.render_notes(MELODY[:1], program=73)
+    first_sound = int(np.argmax(np.abs(y) > 1e-4))
+    assert abs(first_sound - spans[0, 0]) < 0.01 * SR
+    assert (spans[:, 1] > spans[:, 0]).all() and spans[:, 2].tolist() == [n.pitch for n in MELODY]
+
+
+def test_notes_found_in_a_flute_recording_match_the_score_including_the_repeated_note():
+    y = audio.render_notes(MELODY, program=73)
+    loudness = audio.a_weighted_loudness_db(y, SR, 1024, HOP)
+    f0_hz, _ = audio.notes_to_f0_hz(MELODY, len(loudness), sr=SR, hop_length=HOP)
+    found = audio.detect_note_spans(f0_hz, loudness, HOP)
+    score = audio.note_spans(MELODY)
+    nearest = np.abs(found[:, 0][None] - score[:, 0][:, None]).argmin(axis=1)
+    assert np.abs(found[nearest, 0] - score[:, 0]).max() <= 6 * HOP  # every attack, within 48 ms (a flute's is slow)
+    assert found[nearest, 2].tolist() == score[:, 2].tolist()
+    assert len(found) <= len(score) + 2  # the flute's tremolo may split a long note
+
+
+def test_note_features_count_the_clocks_of_the_latest_note():
+    spans = np.array([[0, 10 * HOP, 60, 80], [4 * HOP, 6 * HOP, 72, 80]])
+    features = ddsp.note_features(spans, 8, HOP)
+    since_on, until_off, pitch, onset, held = features.T
+    np.testing.assert_allclose(since_on * ddsp.NOTE_CLOCK_FRAMES, [0, 1, 2, 3, 0, 1, 2, 3], atol=1e-5)
+    np.testing.assert_allclose(until_off * ddsp.NOTE_CLOCK_FRAMES, [10, 9, 8, 7, 2, 1, 0, -1], atol=1e-5)
+    np.testing.assert_allclose(pitch * 127, [60] * 4 + [72] * 4, atol=1e-4)
+    assert onset.tolist() == [1, 0, 0, 0, 1, 0, 0, 0] and held.tolist() == [1] * 6 + [0, 0]
+
+
+def test_transfer_dynamics_must_be_known(small_decoder, flute):
+    with pytest.raises(BadInputError, match="dynamics"):
+        recipes.synthesis.transfer_timbre(small_decoder, flute, SR, dynamics="loud")
+
+
+def test_shipped_articulation_predicts_clarinet_loudness_better_than_the_flutes_own_curve():
+    from musiclab import datasets
+
+    model, _ = ddsp.load_pretrained("ddsp-clarinet")
+    errors = []
+    for tune in recipes.cyclegan._spread(datasets.load_folk("test"), 3):
+        [(flute, notes)] = recipes.synthesis.render_melodies([tune], 73, 16)
+        [(clarinet, _)] = recipes.synthesis.render_melodies([tune], 71, 16)
+        truth = audio.a_weighted_loudness_db(clarinet, SR, 1024, HOP)
+        f0_hz = audio.notes_to_f0_hz(notes, len(truth))[0]
+        curves = [recipes.synthesis.transfer_loudness_db(model, flute, f0_hz, audio.note_spans(notes), dynamics)
+                  for dynamics in ("instrument", "source")]
+        n = min(len(truth), *map(len, curves))
+        errors.append([np.abs(c[:n] - truth[:n]).mean() for c in curves])
+    articulation_error, source_error = np.mean(errors, axis=0)
+    assert articulation_error < 0.7 * source_error

@@ -44,8 +44,9 @@ class DdspConfig:
     hidden: int = 128
     instrument: str = "clarinet"  # what it learned: a General MIDI instrument, or "recording" (yours)
     # mean loudness of the training audio's voiced frames: a melody played by another instrument is
-    # shifted to it before it drives this decoder (timbre transfer)
+    # shifted to it before it drives this decoder (timbre transfer with the source's dynamics)
     mean_loudness_db: float = -30.0
+    articulation_hidden: int = 64
 
 
 def instrument_name(program: int | None) -> str:
@@ -156,6 +157,56 @@ def exp_sigmoid(x: torch.Tensor) -> torch.Tensor:
     return 2 * torch.sigmoid(x) ** math.log(10) + 1e-7
 
 
+# Articulation: how the instrument shapes a note's loudness ------------------------------------------
+
+N_NOTE_FEATURES = 5
+NOTE_CLOCK_FRAMES = 50.0  # the note clocks count in units of 50 frames (0.4 s at 8 ms)
+
+
+def note_features(spans, n_frames: int, hop_length: int) -> np.ndarray:
+    """What a player knows about the note under each control frame, from note ``spans`` (rows
+    ``(on_sample, off_sample, pitch, ...)``, `audio.note_spans` or `audio.detect_note_spans`):
+    the latest note started at or before the frame gives its time since the onset (clipped to
+    [0, 2] in units of ``NOTE_CLOCK_FRAMES``), its time until the release ([-1, 2]: negative once
+    released), its MIDI pitch / 127, and two flags: the onset falls in this frame, the note is held.
+    Frames before the first note read as long released.
+
+    Returns ``features`` [shape=(n_frames, N_NOTE_FEATURES)] float32.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
+    centres = np.arange(n_frames) * hop_length
+    since_on, until_off = np.full(n_frames, 1e9), np.full(n_frames, -1e9)
+    pitch = np.zeros(n_frames)
+    for on, off, note_pitch, *_ in sorted(np.asarray(spans, dtype=np.int64).tolist()):
+        later = centres >= on
+        since_on[later], until_off[later], pitch[later] = (centres[later] - on) / hop_length, \
+            (off - centres[later]) / hop_length, note_pitch
+    return np.stack([np.clip(since_on / NOTE_CLOCK_FRAMES, 0, 2), np.clip(until_off / NOTE_CLOCK_FRAMES, -1, 2),
+                     pitch / 127, (since_on < 1).astype(float), (until_off > 0).astype(float)], axis=1).astype(np.float32)
+
+
+class Articulation(nn.Module):
+    """Note features [shape=(B, T, N_NOTE_FEATURES)] (`note_features`) -> the loudness in dB
+    [shape=(B, T)] this instrument gives those notes: its attack, sustain and release. A
+    bidirectional GRU, since a release depends on when the next note comes. Trained on the
+    instrument's own recordings only (their notes and their A-weighted loudness), it lets timbre
+    transfer keep a melody's notes but play them with this instrument's articulation.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
+
+    def __init__(self, config: DdspConfig):
+        super().__init__()
+        self.mean_loudness_db = config.mean_loudness_db
+        self.gru = nn.GRU(N_NOTE_FEATURES, config.articulation_hidden, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(2 * config.articulation_hidden, 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        # about 30 dB per unit around the instrument's mean: the output layer starts near its mean loudness
+        return self.out(self.gru(features)[0])[..., 0] * 30.0 + self.mean_loudness_db
+
+
 # Decoder -----------------------------------------------------------------------------------------------
 
 
@@ -166,6 +217,7 @@ class DDSP(nn.Module):
     an MLP, read in order by a GRU (a note's timbre depends on how it got there: attack, decay), and
     an MLP of the GRU's state and the embedding gives per frame: the overall amplitude, the harmonic
     distribution (normalised over the harmonics below Nyquist) and the noise band magnitudes.
+    ``articulation`` (`Articulation`) predicts the loudness this instrument would give a melody's notes.
 
     Chapter: notebooks/10_neural_synthesis.ipynb
     """
@@ -183,6 +235,7 @@ class DDSP(nn.Module):
         self.gru = nn.GRU(h, h, batch_first=True)
         self.head = mlp(2 * h)
         self.out = nn.Linear(h, 1 + config.n_harmonics + config.n_noise_bands)
+        self.articulation = Articulation(config)
 
     def controls(self, f0_hz: torch.Tensor, loudness_db: torch.Tensor) -> dict[str, torch.Tensor]:
         """The synthesisers' controls for ``f0_hz``, ``loudness_db`` [shape=(B, T)]: ``amplitude``

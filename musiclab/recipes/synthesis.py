@@ -71,13 +71,42 @@ def sounding_mean_db(loudness_db: np.ndarray) -> float:
     return float(loudness_db[loudness_db >= loudness_db.max() - SOUNDING_RANGE_DB].mean())
 
 
-def transfer_timbre(model, y, sr: int, f0_hz=None, name: str = "audio", seed: int = 0) -> np.ndarray:
-    """Play the pitch and loudness of ``y`` [shape=(n,)] through the DDSP decoder ``model``.
+DYNAMICS = ("instrument", "source")
+
+
+def transfer_loudness_db(model, y, f0_hz, spans=None, dynamics: str = "instrument") -> np.ndarray:
+    """The loudness curve [shape=(1 + n // hop_length,)] that drives ``model`` when it plays the
+    melody of ``y`` [shape=(n,)] with pitch ``f0_hz``: with ``dynamics="instrument"`` the decoder's
+    own articulation of the melody's notes (``spans`` from the score, `audio.note_spans`, else found
+    in ``y`` by `audio.detect_note_spans`); with ``"source"`` the A-weighted loudness of ``y``,
+    shifted so that its sounding frames have the mean loudness of the decoder's training audio (a
+    flute's level is not a clarinet's, but its swells and attacks stay the flute's).
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
+    from ..models import ddsp
+
+    if dynamics not in DYNAMICS:
+        raise BadInputError(f"dynamics={dynamics!r}: expected one of {DYNAMICS}")
+    c = model.config
+    loudness_db = audio.a_weighted_loudness_db(y, c.sr, c.loudness_n_fft, c.hop_length)
+    if dynamics == "source":
+        return loudness_db + (c.mean_loudness_db - sounding_mean_db(loudness_db))
+    if spans is None:
+        spans = audio.detect_note_spans(f0_hz, loudness_db, c.hop_length, SOUNDING_RANGE_DB)
+    features = torch.from_numpy(ddsp.note_features(spans, len(loudness_db), c.hop_length))[None]
+    with torch.no_grad():
+        return model.articulation(features.to(next(model.parameters()).device))[0].cpu().numpy()
+
+
+def transfer_timbre(model, y, sr: int, f0_hz=None, name: str = "audio", seed: int = 0, spans=None,
+                    dynamics: str = "instrument") -> np.ndarray:
+    """Play the melody of ``y`` [shape=(n,)] through the DDSP decoder ``model``.
 
     ``y`` is checked (`check_synthesis_input`); ``f0_hz`` [shape=(1 + n // hop_length,)] is taken
-    from pYIN (`audio.pyin_f0_hz`) unless given (e.g. from the score, `audio.notes_to_f0_hz`); the
-    A-weighted loudness is shifted so that its sounding frames have the mean loudness of the
-    decoder's training audio (a flute's level is not a clarinet's). Returns ``y`` [shape=(n,)].
+    from pYIN (`audio.pyin_f0_hz`) unless given (e.g. from the score, `audio.notes_to_f0_hz`, with
+    the score's note ``spans``); the loudness is `transfer_loudness_db` (``dynamics``).
+    Returns ``y`` [shape=(n,)].
 
     Chapter: notebooks/10_neural_synthesis.ipynb
     """
@@ -85,13 +114,12 @@ def transfer_timbre(model, y, sr: int, f0_hz=None, name: str = "audio", seed: in
 
     c = model.config
     y = check_synthesis_input(y, sr, c.sr, name, "timbre transfer")
-    loudness_db = audio.a_weighted_loudness_db(y, sr, c.loudness_n_fft, c.hop_length)
     if f0_hz is None:
         try:
             f0_hz, _ = audio.pyin_f0_hz(y, sr, c.hop_length)
         except BadInputError as error:
             raise BadInputError(f"{name}: no pitch found ({error}); timbre transfer needs a pitched melody") from error
-    loudness_db = loudness_db + (c.mean_loudness_db - sounding_mean_db(loudness_db))
+    loudness_db = transfer_loudness_db(model, y, f0_hz, spans, dynamics)
     return ddsp.synthesise(model, f0_hz, loudness_db, seed)[:len(y)]
 
 
@@ -125,27 +153,34 @@ def render_melodies(tunes, program: int, max_quarters: float, sr: int = audio.DE
 
 
 def ddsp_features(y, config, notes=None) -> dict:
-    """A clip's training example: ``y`` cut to whole frames [shape=(T * hop_length,)], ``f0_hz`` (from
-    the score when ``notes`` are given, else pYIN) and ``loudness_db`` [shape=(T,)].
+    """A clip's training example: ``y`` cut to whole frames [shape=(T * hop_length,)], ``f0_hz`` and
+    note spans from the score when ``notes`` are given (else pYIN and `audio.detect_note_spans`),
+    ``loudness_db`` [shape=(T,)] and ``note_features`` [shape=(T, ddsp.N_NOTE_FEATURES)].
 
     Chapter: notebooks/10_neural_synthesis.ipynb
     """
+    from ..models import ddsp
+
     hop = config.hop_length
     loudness_db = audio.a_weighted_loudness_db(y, config.sr, config.loudness_n_fft, hop)
     if notes is not None:
         f0_hz, _ = audio.notes_to_f0_hz(notes, len(loudness_db), QPM, config.sr, hop)
+        spans = audio.note_spans(notes, QPM, config.sr)
     else:
         f0_hz, _ = audio.pyin_f0_hz(y, config.sr, hop)
+        spans = audio.detect_note_spans(f0_hz, loudness_db, hop, SOUNDING_RANGE_DB)
     n_frames = len(y) // hop  # the centred STFT has one more frame, centred on the last sample
     return {"y": np.asarray(y[:n_frames * hop], np.float32), "f0_hz": f0_hz[:n_frames],
-            "loudness_db": loudness_db[:n_frames]}
+            "loudness_db": loudness_db[:n_frames],
+            "note_features": ddsp.note_features(spans, len(loudness_db), hop)[:n_frames]}
 
 
 class SegmentBatches:
     """An iterable of training batches: random windows of ``n_frames`` frames cut from clips.
 
-    ``clips`` are dicts of arrays: ``f0_hz`` and ``loudness_db`` of T frames with ``y`` of
-    ``T * hop_length`` samples (DDSP, `ddsp_features`), or, with ``vocoder=True``, ``log_mel``
+    ``clips`` are dicts of arrays: frame-wise ``f0_hz``, ``loudness_db`` (and any other frame-wise
+    key, e.g. ``note_features``) of T frames with ``y`` of ``T * hop_length`` samples (DDSP,
+    `ddsp_features`), or, with ``vocoder=True``, ``log_mel``
     [shape=(n_mels, T)] with ``y`` of ``(T - 1) * hop_length`` samples (`vocoder_clips`). A batch
     holds, per key, the window of every drawn clip. Each pass of ``batches_per_pass`` batches draws
     from a generator seeded by ``seed`` and torch's random state when the pass starts (which
@@ -169,8 +204,7 @@ class SegmentBatches:
             s = int(rng.integers(clip["log_mel"].shape[-1] - n + 1))
             return {"log_mel": clip["log_mel"][:, s:s + n], "y": clip["y"][s * hop:(s + n - 1) * hop]}
         s = int(rng.integers(len(clip["f0_hz"]) - n + 1))
-        return {"f0_hz": clip["f0_hz"][s:s + n], "loudness_db": clip["loudness_db"][s:s + n],
-                "y": clip["y"][s * hop:(s + n) * hop]}
+        return {**{k: clip[k][s:s + n] for k in clip if k != "y"}, "y": clip["y"][s * hop:(s + n) * hop]}
 
     def __iter__(self):
         rng = np.random.default_rng([self.seed, int(torch.randint(2**62, ()))])
@@ -243,16 +277,22 @@ DDSP_SETTINGS = {"full": DdspSettings(),
                                        train_tunes=16, valid_tunes=2, test_tunes=4, max_quarters=16)}
 
 
+ARTICULATION_WEIGHT = 0.1  # per dB of mean absolute loudness error; its parameters are the articulation's own
+
+
 def ddsp_step(model):
-    """One DDSP update: synthesise from the batch's controls, `losses.multiscale_spectral_loss` to its audio.
+    """One DDSP update: synthesise from the batch's controls, `losses.multiscale_spectral_loss` to its
+    audio; plus ``ARTICULATION_WEIGHT`` times the articulation's mean absolute error (dB) on the
+    batch's loudness from its note features.
 
     Chapter: notebooks/10_neural_synthesis.ipynb
     """
 
     def step(batch, update):
-        loss = losses.multiscale_spectral_loss(model(batch["f0_hz"], batch["loudness_db"]), batch["y"])
-        update(loss)
-        return {"loss": loss}
+        spectral = losses.multiscale_spectral_loss(model(batch["f0_hz"], batch["loudness_db"]), batch["y"])
+        articulation = (model.articulation(batch["note_features"]) - batch["loudness_db"]).abs().mean()
+        update(spectral + ARTICULATION_WEIGHT * articulation)
+        return {"loss": spectral, "articulation_db": articulation}
 
     return step
 
@@ -266,15 +306,20 @@ def score_ddsp(model, examples: list[dict]) -> dict:
     from ..models import ddsp
 
     lsd = [log_mel_lsd_db(ddsp.synthesise(model, e["f0_hz"], e["loudness_db"]), e["y"], model.config.sr) for e in examples]
-    return {"lsd_resynthesis": float(np.mean(lsd))}
+    with torch.no_grad():
+        articulation = [float((model.articulation(torch.from_numpy(e["note_features"])[None])[0]
+                               - torch.from_numpy(e["loudness_db"])).abs().mean()) for e in examples]
+    return {"lsd_resynthesis": float(np.mean(lsd)), "articulation_error_db": float(np.mean(articulation))}
 
 
 def score_timbre_transfer(model, tunes, program: int, source_program: int = TRANSFER_SOURCE,
                           max_quarters: float = 16, f0: str = "score") -> dict:
-    """DDSP timbre transfer on ``tunes``: each tune rendered on ``source_program``, its f0 (from the
-    score, or ``f0="pyin"``) and loudness played through ``model`` (`transfer_timbre`), scored by the
-    log-spectral distance (dB) to the same tune rendered on ``program``, the decoder's instrument.
-    ``lsd_input`` is the untransformed source against the target (the identity baseline).
+    """DDSP timbre transfer on ``tunes``: each tune rendered on ``source_program``, its f0 and note
+    spans (from the score, or ``f0="pyin"``: found in the audio) played through ``model``
+    (`transfer_timbre`), scored by the log-spectral distance (dB) to the same tune rendered on
+    ``program``, the decoder's instrument: ``lsd_transfer`` with the decoder's articulation,
+    ``lsd_transfer_source_dynamics`` with the source's loudness. ``lsd_input`` is the
+    untransformed source against the target (the identity baseline).
 
     Chapter: notebooks/10_neural_synthesis.ipynb
     """
@@ -282,12 +327,16 @@ def score_timbre_transfer(model, tunes, program: int, source_program: int = TRAN
     rows = []
     for (source, notes), (target, _) in zip(render_melodies(tunes, source_program, max_quarters, c.sr),
                                             render_melodies(tunes, program, max_quarters, c.sr)):
-        f0_hz = audio.notes_to_f0_hz(notes, 1 + len(source) // c.hop_length, QPM, c.sr, c.hop_length)[0] \
-            if f0 == "score" else None
-        transferred = transfer_timbre(model, source, c.sr, f0_hz)
-        rows.append((log_mel_lsd_db(transferred, target, c.sr), log_mel_lsd_db(source, target, c.sr)))
-    transferred_lsd, input_lsd = np.mean(rows, axis=0)
-    return {"lsd_transfer": float(transferred_lsd), "lsd_input": float(input_lsd)}
+        if f0 == "score":
+            f0_hz = audio.notes_to_f0_hz(notes, 1 + len(source) // c.hop_length, QPM, c.sr, c.hop_length)[0]
+            spans = audio.note_spans(notes, QPM, c.sr)
+        else:
+            f0_hz, spans = audio.pyin_f0_hz(source, c.sr, c.hop_length)[0], None
+        rows.append([log_mel_lsd_db(transfer_timbre(model, source, c.sr, f0_hz, spans=spans, dynamics=dynamics),
+                                    target, c.sr) for dynamics in DYNAMICS] + [log_mel_lsd_db(source, target, c.sr)])
+    instrument, source_dynamics, identity = np.mean(rows, axis=0)
+    return {"lsd_transfer": float(instrument), "lsd_transfer_source_dynamics": float(source_dynamics),
+            "lsd_input": float(identity)}
 
 
 def train_ddsp(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True, data=None,
