@@ -69,6 +69,9 @@ class Recipe(NamedTuple):
     data: str
 
 
+ONE_INSTRUMENT = ("recordings of one instrument, a file or a folder: WAV, FLAC, OGG, MP3 (any rate, at least 2 s); "
+                  "trains ddsp-recording")
+
 RECIPES = {
     "next-token": Recipe(next_token.train_next_token, "chapter 2: neural n-gram, the next token of a melody's event grid",
                          MELODIES),
@@ -104,9 +107,10 @@ RECIPES = {
                    f"{CLASSES}: your classes as the style task"),
     "rnn-evaluator": Recipe(evaluation.train_rnn_evaluator, "chapter 12: GRU evaluator, a prediction after every step read",
                             f"{CLASSES}: your classes as the style task"),
-    "ddsp": Recipe(synthesis.train_ddsp, "DDSP decoder of one instrument (harmonic + noise synthesiser) from f0 and loudness",
-                   "recordings of one instrument, a file or a folder: WAV, FLAC, OGG, MP3 (any rate, at least 2 s); "
-                   "trains ddsp-recording"),
+    "ddsp": Recipe(synthesis.train_ddsp, "chapter 10: DDSP decoder of the clarinet (harmonic + noise synthesiser) from "
+                   "f0 and loudness, and its articulation of notes", ONE_INSTRUMENT),
+    "ddsp-violin": Recipe(functools.partial(synthesis.train_ddsp, program=40),
+                          "chapter 10: the same for the violin", ONE_INSTRUMENT),
     "vocoder": Recipe(synthesis.train_vocoder, "mel vocoder with an inverse-STFT head on the book's log-mel settings",
                       "a recording or a folder of them: WAV, FLAC, OGG, MP3 (any rate, at least 2 s)"),
 }

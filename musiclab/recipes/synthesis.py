@@ -256,7 +256,7 @@ class DdspSettings(TrainingSettings):
     Chapter: notebooks/10_neural_synthesis.ipynb
     """
 
-    steps: int = 1200
+    steps: int = 6000
     batch_size: int = 8
     lr: float = 2e-3
     log_every: int = 25
@@ -417,7 +417,7 @@ class VocoderSettings(TrainingSettings):
     Chapter: notebooks/10_neural_synthesis.ipynb
     """
 
-    steps: int = 4000
+    steps: int = 14000
     batch_size: int = 8
     lr: float = 1e-3
     log_every: int = 50
@@ -429,7 +429,7 @@ class VocoderSettings(TrainingSettings):
     segment_frames: int = 32
     programs: tuple = (0, 19, 24, 40, 71, 73)
     train_tunes: int = 40
-    notes_per_condition: int = 1
+    notes_per_condition: int = 2
     valid_clips: int = 12
     max_quarters: float = 16
 
