@@ -297,19 +297,45 @@ def ddsp_step(model):
     return step
 
 
+def articulation_step(model):
+    """One update of the articulation alone (the decoder is frozen), through the decoder: the
+    `losses.multiscale_spectral_loss` of the audio the decoder plays from the articulated loudness,
+    plus ``ARTICULATION_WEIGHT`` times its mean absolute error (dB). A loudness curve a few dB off
+    where the ear does not mind is better than one that is close on average but wrong at the attacks.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
+
+    def step(batch, update):
+        loudness_db = model.articulation(batch["note_features"])
+        spectral = losses.multiscale_spectral_loss(model(batch["f0_hz"], loudness_db), batch["y"])
+        articulation = (loudness_db - batch["loudness_db"]).abs().mean()
+        update(spectral + ARTICULATION_WEIGHT * articulation)
+        return {"loss": spectral, "articulation_db": articulation}
+
+    return step
+
+
 def score_ddsp(model, examples: list[dict]) -> dict:
-    """Mean log-spectral distance (dB) of the decoder's resynthesis of ``examples`` (`ddsp_features`) to
-    their audio: how well it plays the instrument it learned.
+    """How well the decoder plays the instrument it learned, on ``examples`` (`ddsp_features`): the
+    mean log-spectral distance (dB) of its resynthesis from their own loudness (``lsd_resynthesis``)
+    and from its articulation of their notes (``lsd_articulated``) to their audio, and the
+    articulation's mean absolute loudness error (dB).
 
     Chapter: notebooks/10_neural_synthesis.ipynb
     """
     from ..models import ddsp
 
-    lsd = [log_mel_lsd_db(ddsp.synthesise(model, e["f0_hz"], e["loudness_db"]), e["y"], model.config.sr) for e in examples]
-    with torch.no_grad():
-        articulation = [float((model.articulation(torch.from_numpy(e["note_features"])[None])[0]
-                               - torch.from_numpy(e["loudness_db"])).abs().mean()) for e in examples]
-    return {"lsd_resynthesis": float(np.mean(lsd)), "articulation_error_db": float(np.mean(articulation))}
+    sr, rows = model.config.sr, []
+    for e in examples:
+        with torch.no_grad():
+            articulated = model.articulation(torch.from_numpy(e["note_features"])[None])[0].numpy()
+        rows.append((log_mel_lsd_db(ddsp.synthesise(model, e["f0_hz"], e["loudness_db"]), e["y"], sr),
+                     log_mel_lsd_db(ddsp.synthesise(model, e["f0_hz"], articulated), e["y"], sr),
+                     float(np.abs(articulated - e["loudness_db"]).mean())))
+    resynthesis, articulated, error = np.mean(rows, axis=0)
+    return {"lsd_resynthesis": float(resynthesis), "lsd_articulated": float(articulated),
+            "articulation_error_db": float(error)}
 
 
 def score_timbre_transfer(model, tunes, program: int, source_program: int = TRANSFER_SOURCE,
@@ -342,6 +368,10 @@ def score_timbre_transfer(model, tunes, program: int, source_program: int = TRAN
 def train_ddsp(out_dir="runs", steps: int | None = None, command: str = "", progress: bool = True, data=None,
                restart: bool = False, **settings) -> dict:
     """Train the DDSP decoder of one instrument; write ``out_dir/ddsp-NAME.safetensors`` (`models.ddsp.instrument_name`).
+
+    Two phases: ``steps`` of the decoder (`ddsp_step`; its articulation learns the loudness of the
+    notes alongside), then ``steps // 4`` of the articulation alone through the frozen decoder
+    (`articulation_step`), each resumable from its own checkpoint.
 
     Without ``data``: the train split's tunes rendered on ``program`` (f0 from the score), early
     stopping on the valid split's resynthesis; reported on the test split: resynthesis and, for an
@@ -390,6 +420,23 @@ def train_ddsp(out_dir="runs", steps: int | None = None, command: str = "", prog
                         identity=run_identity(settings, model_config, data, source), config=model_config,
                         started=start, progress=progress, desc=f"DDSP {name}")
     metrics = {"steps": settings.steps, "best_valid_lsd": round(history.best_score, 4), "best_step": history.best_step}
+    decoder = [p for n, p in model.named_parameters() if not n.startswith("articulation.")]
+    for p in decoder:
+        p.requires_grad_(False)
+    articulation_steps = max(1, settings.steps // 4)
+    phase_two = train.fit(model, torch.optim.Adam(model.articulation.parameters(), lr=settings.lr / 2),
+                          articulation_step(model), batches, articulation_steps,
+                          evaluate=lambda: score_ddsp(model, examples["valid"]), eval_every=settings.eval_every,
+                          keep_best="lsd_articulated", log_every=settings.log_every, grad_clip=1.0,
+                          lr_schedule=lambda step: train.constant_then_linear_decay(step, articulation_steps),
+                          seed=settings.seed + 1, checkpoint_path=out_dir / f"{name}-articulation.pt",
+                          checkpoint_every=settings.checkpoint_every, restart=restart,
+                          identity=run_identity(settings, model_config, data, source + "; articulation phase"),
+                          config=model_config, started=start, progress=progress, desc=f"DDSP {name} articulation")
+    for p in decoder:
+        p.requires_grad_(True)
+    metrics.update({"articulation_steps": articulation_steps, "best_valid_lsd_articulated": round(phase_two.best_score, 4),
+                    "best_articulation_step": phase_two.best_step})
     if data is None:
         test_tunes = _spread(datasets.load_folk("test"), settings.test_tunes)
         test = score_ddsp(model, [ddsp_features(y, model_config, notes) for y, notes in
@@ -401,7 +448,8 @@ def train_ddsp(out_dir="runs", steps: int | None = None, command: str = "", prog
                    f"spread over the split, opening 16 quarters (transfer: from program {TRANSFER_SOURCE}, "
                    f"{audio.program_name(TRANSFER_SOURCE)})")
     return _finish(name, out_dir, model, model_config, settings, metrics, history, command, source,
-                   skipped_files=skipped, history=[r for r in history if "lsd_resynthesis" in r])
+                   skipped_files=skipped, history=[r for r in history if "lsd_resynthesis" in r]
+                   + [{**r, "step": settings.steps + r["step"]} for r in phase_two if "lsd_articulated" in r])
 
 
 # Vocoder ------------------------------------------------------------------------------------------------
