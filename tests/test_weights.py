@@ -10,7 +10,7 @@ import torch
 
 from musiclab import cli, weights
 from musiclab.errors import BadInputError
-from musiclab.models import audio_rnn, cyclegan, diffusion, gan, mtnn, ngram, rnn, transformer, vae
+from musiclab.models import audio_rnn, cyclegan, ddsp, diffusion, gan, mtnn, ngram, rnn, transformer, vae, vocoder
 
 TINY = rnn.PolyConfig(hidden_dim=4, dropout=0.0, made_dim=8)
 
@@ -65,6 +65,8 @@ def test_tuples_in_a_config_come_back_as_tuples(tmp_path):
     (cyclegan.load_pretrained, ["cyclegan-timbre", "cyclegan-symbolic"]),
     (transformer.load_pretrained, ["transformer-melody", "transformer-chorale"]),
     (diffusion.load_pretrained, ["diffusion"]),
+    (ddsp.load_pretrained, ["ddsp-clarinet", "ddsp-violin"]),
+    (vocoder.load_pretrained, ["vocoder"]),
 ])
 def test_every_shipped_checkpoint_loads_under_its_name(load, names):
     for name in names:
