@@ -69,23 +69,23 @@ def bend_controls(f0_hz, loudness_db, hop_length: int, sr: int, transpose: float
 
 
 def controls_figure(f0_hz, loudness_db, y, config, title: str = ""):
-    """The controls (pitch in MIDI numbers, loudness in dB) over time and the played audio's log
-    spectrogram (plain imshow: fast enough for an interaction).
+    """The controls over time (pitch as a MIDI number, loudness in dB) and the played audio's log
+    spectrogram (plain imshow, at 72 dpi: fast enough for an interaction).
 
     Chapter: notebooks/10_neural_synthesis.ipynb
     """
     t = np.arange(len(f0_hz)) * config.hop_length / config.sr
-    fig, (ax_f0, ax_spec) = plt.subplots(1, 2, figsize=(8, 2.4))
-    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.2, top=0.85, wspace=0.35)
+    fig, (ax_f0, ax_loud, ax_spec) = plt.subplots(1, 3, figsize=(9, 2.4), dpi=72)
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.2, top=0.78, wspace=0.25)
+    fig.suptitle(title, fontsize=10)
     ax_f0.plot(t, librosa.hz_to_midi(f0_hz), color="tab:blue")
-    ax_f0.set(xlabel="time (s)", ylabel="pitch (MIDI)", title=title)
-    ax_loud = ax_f0.twinx()
-    ax_loud.plot(t, loudness_db, color="tab:orange", lw=0.8)
-    ax_loud.set_ylabel("loudness (dB)", color="tab:orange")
+    ax_f0.set(xlabel="time (s)", title="pitch (MIDI number)")
+    ax_loud.plot(t, loudness_db, color="tab:orange")
+    ax_loud.set(xlabel="time (s)", title="loudness (dB)")
     log_magnitude = audio.log_magnitude(y, 512, 128) * (20 / math.log(10))
     ax_spec.imshow(np.maximum(log_magnitude, -80), origin="lower", aspect="auto", cmap="magma",
                    extent=(0, len(y) / config.sr, 0, config.sr / 2000))
-    ax_spec.set(xlabel="time (s)", ylabel="kHz", title="what the decoder plays")
+    ax_spec.set(xlabel="time (s)", title="what the decoder plays (kHz)")
     return fig
 
 
