@@ -154,3 +154,18 @@ def test_an_uploaded_recording_plays_and_bad_ones_are_refused_by_name(playground
         playground.recording_view(instrument, np.zeros(SR, np.float32), SR, "take.wav")
     with pytest.raises(BadInputError, match="take.wav"):
         playground.recording_view(instrument, flute, 44100, "take.wav")
+
+
+def test_the_explorer_builds_and_redraws_on_a_slider(playground, tmp_path):
+    from musiclab.widgets import synthesis as synthesis_widgets
+
+    drawn = []
+    real_view = playground.tune_view
+    playground.tune_view = lambda *args: drawn.append(args) or real_view(*args)
+    try:
+        box = synthesis_widgets.explorer(playground, upload_dir=tmp_path)
+        transpose = box.children[1].children[0]
+        transpose.value = 5
+    finally:
+        del playground.tune_view
+    assert len(drawn) == 2 and drawn[-1][2] == 5

@@ -11,13 +11,14 @@ Chapter: notebooks/10_neural_synthesis.ipynb
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import librosa
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
-from .. import audio, plot, weights
+from .. import audio, datasets, plot, weights
 from ..errors import BadInputError
 from ..models import ddsp
 from ..recipes import synthesis
@@ -146,14 +147,13 @@ class SynthesisPlayground:
         return controls_figure(f0_hz, loudness_db, played, c, title), played, title
 
 
-def explorer(playground: SynthesisPlayground):
+def explorer(playground: SynthesisPlayground, upload_dir):
     """The live widget: decoder, tune, transpose, vibrato depth and rate, crescendo; or upload a
-    recording (WAV/FLAC/OGG, resampled to the decoder's rate).
+    recording (WAV, FLAC, OGG, MP3), written to ``upload_dir`` and read by
+    `datasets.user.read_recording` (checked, mono, resampled to the decoder's rate).
 
     Chapter: notebooks/10_neural_synthesis.ipynb
     """
-    import io
-
     import ipywidgets as w
 
     instrument = w.Dropdown(options=list(playground.decoders), description="decoder")
@@ -192,14 +192,17 @@ def explorer(playground: SynthesisPlayground):
             return
         item = files[0] if isinstance(files, (list, tuple)) else next(iter(files.values()))
         name = item["name"] if "name" in item else item["metadata"]["name"]
+        path = Path(upload_dir) / Path(name).name
+        path.write_bytes(bytes(item["content"]))
         try:
-            y, sr = librosa.load(io.BytesIO(bytes(item["content"])), sr=playground.config.sr, mono=True)
-        except Exception as error:  # noqa: BLE001 - any unreadable file gets one named message
+            y, _ = datasets.user.read_recording(path, playground.config.sr, synthesis.MIN_DURATION_S,
+                                                "timbre transfer needs a few notes")
+        except BadInputError as error:  # it names the file and the problem
             with out:
                 out.clear_output()
-                print(f"{name}: not a readable recording ({error})")
+                print(error)
             return
-        state["recording"] = (y, sr, name)
+        state["recording"] = (y, playground.config.sr, name)
         redraw()
 
     tune.observe(pick_tune, "value")
