@@ -169,3 +169,15 @@ def test_the_explorer_builds_and_redraws_on_a_slider(playground, tmp_path):
     finally:
         del playground.tune_view
     assert len(drawn) == 2 and drawn[-1][2] == 5
+
+
+def test_fast_f0_agrees_with_pyin_on_a_rendered_melody():
+    """YIN (the explorer's upload path) against pYIN (the recipes'), on the voiced frames of a flute tune."""
+    from musiclab import recipes
+    from musiclab.widgets import synthesis as synthesis_widgets
+
+    y, _ = recipes.synthesis.render_melodies(datasets.load_folk("test")[:1], 73, 8, SR)[0]
+    f0_pyin, voiced = audio.pyin_f0_hz(y, SR, 128)
+    f0_fast = synthesis_widgets.fast_f0_hz(y, SR, 128)
+    cents = 1200 * np.abs(np.log2(f0_fast[voiced] / f0_pyin[voiced]))
+    assert (cents < 50).mean() > 0.9

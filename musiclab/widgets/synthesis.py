@@ -16,6 +16,7 @@ from pathlib import Path
 import librosa
 import matplotlib.pyplot as plt
 import numpy as np
+import scipy.ndimage
 from IPython.display import display
 
 from .. import audio, datasets, plot, weights
@@ -37,9 +38,10 @@ def shipped_decoders() -> dict:
 
 
 def fast_f0_hz(y, sr: int, hop_length: int, fmin_hz: float = 65.0, fmax_hz: float = 2100.0,
-               quiet_db: float = 40.0) -> np.ndarray:
+               quiet_db: float = 40.0, median_frames: int = 7) -> np.ndarray:
     """The fundamental frequency of a recording by YIN (``librosa.yin``: no voicing decision, so
-    tens of times faster than pYIN): frames more than ``quiet_db`` below the loudest hold the last
+    tens of times faster than pYIN), median-filtered over ``median_frames`` frames (YIN errs for a
+    frame or two at note changes); frames more than ``quiet_db`` below the loudest hold the last
     sounding frame's pitch (the first one's before it), as `audio.pyin_f0_hz` holds unvoiced ones.
 
     Returns ``f0_hz`` [shape=(1 + n // hop_length,)] float32.
@@ -51,7 +53,7 @@ def fast_f0_hz(y, sr: int, hop_length: int, fmin_hz: float = 65.0, fmax_hz: floa
     rms_db = librosa.amplitude_to_db(librosa.feature.rms(y=y, frame_length=1024, hop_length=hop_length)[0])
     sounding = np.flatnonzero(rms_db >= rms_db.max() - quiet_db)
     held = sounding[np.maximum(np.searchsorted(sounding, np.arange(len(f0_hz)), side="right") - 1, 0)]
-    return f0_hz[held].astype(np.float32)
+    return scipy.ndimage.median_filter(f0_hz[held], median_frames, mode="nearest").astype(np.float32)
 
 
 def bend_controls(f0_hz, loudness_db, hop_length: int, sr: int, transpose: float = 0.0, vibrato_cents: float = 0.0,
