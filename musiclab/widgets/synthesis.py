@@ -164,7 +164,7 @@ def explorer(playground: SynthesisPlayground, upload_dir):
     vibrato = w.FloatSlider(value=0.0, min=0.0, max=100.0, step=10.0, description="vibrato (ct)")
     rate = w.FloatSlider(value=5.5, min=2.0, max=9.0, step=0.5, description="rate (Hz)")
     crescendo = w.FloatSlider(value=0.0, min=-20.0, max=20.0, step=2.0, description="crescendo dB")
-    upload = w.FileUpload(accept=".wav,.flac,.ogg", multiple=False, description="or upload")
+    upload = w.FileUpload(accept=".wav,.flac,.ogg,.mp3", multiple=False, description="or upload")
     out = w.Output()
     state = {"recording": None}
 
