@@ -1,6 +1,6 @@
 # Deep Learning for Computer Music: every target sets itself up on a fresh machine.
 #   make book     virtual environment + data caches + execute every notebook + HTML in _build/html
-#   make test     the same set-up, then the whole test suite (unit, notebooks, built HTML in Chromium)
+#   make test     the same set-up, then the whole test suite (unit, notebooks, both editions' HTML in Chromium)
 #   make lab      JupyterLab on the notebooks (their Lab edition in _build/lab) with working widgets
 #   make data     build the data caches only (python -m musiclab data)
 #   make student  the notebooks without exercise solutions, for handing out, in _build/student, and
@@ -67,15 +67,15 @@ po: $(SPHINX_CONF)/conf.py
 	$(BIN)/sphinx-intl stat $(TRANSLATIONS:%=-l %) -d locale
 
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "Installing Debian's chromium for the HTML tests"; \
+	@{ command -v chromium && fc-list :lang=zh | grep -q .; } >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium and fonts-noto-cjk (the Chinese edition's text) for the HTML tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 
 unit: setup
 	$(BIN)/python -m pytest -m "not notebooks and not html"
 
-test: unit book browser
+test: unit book book-zh browser
 	$(BIN)/python -m pytest -m "notebooks or html"
 
 lab: data

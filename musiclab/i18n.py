@@ -24,13 +24,16 @@ from pathlib import Path
 from .errors import BadInputError
 
 # Inline markup that is code or a target, not prose: it must come through a translation unchanged.
+# Each kind is taken out of the text before the next is looked for, so that the text between two
+# roles is not read as inline code, nor "a < b ... c > d" in math as an HTML tag.
 MARKUP_PATTERNS = (
     r"\{[a-z:-]+\}`[^`]*`",           # roles: {cite}`key`, {glue:text}`name:.2f`, {numref}`fig`
-    r"(?<![}\w])`[^`]+`",            # inline code
+    r"``.+?``",                       # inline code holding a backtick (or written with two)
+    r"`[^`]+`",                       # inline code
     r"\$\$.+?\$\$",                   # display math
-    r"(?<!\$)\$[^$\n]+\$(?!\$)",      # inline math
+    r"\$[^$\n]+\$",                   # inline math
     r"\]\([^)]*\)",                   # link targets
-    r"<[^>]+>",                       # HTML tags
+    r"</?[A-Za-z][^<>]*>",            # HTML tags
 )
 
 
@@ -43,7 +46,12 @@ def catalogue_paths(locale_dir, language: str) -> dict[str, Path]:
     return {path.relative_to(folder).with_suffix("").as_posix(): path for path in sorted(folder.rglob("*.po"))}
 
 
-def _read(path):
+def read_entries(path) -> list:
+    """The messages (`polib.POEntry`) of the catalogue at ``path``, obsolete ones left out; a
+    catalogue that cannot be read is a BadInputError naming it.
+
+    Chapter: book/intro.md
+    """
     import polib
 
     try:
@@ -81,7 +89,7 @@ def read_catalogue_status(page: str, path) -> CatalogueStatus:
 
     Chapter: book/intro.md
     """
-    entries = _read(path)
+    entries = read_entries(path)
     return CatalogueStatus(page, len(entries), sum(1 for e in entries if e.msgstr and "fuzzy" not in e.flags),
                            sum(1 for e in entries if "fuzzy" in e.flags))
 
@@ -91,7 +99,11 @@ def markup_tokens(text: str) -> list[str]:
 
     Chapter: book/intro.md
     """
-    return sorted(token for pattern in MARKUP_PATTERNS for token in re.findall(pattern, text, flags=re.S))
+    tokens = []
+    for pattern in MARKUP_PATTERNS:
+        tokens += re.findall(pattern, text, flags=re.S)
+        text = re.sub(pattern, " ", text, flags=re.S)
+    return sorted(tokens)
 
 
 def markup_differences(msgid: str, msgstr: str) -> tuple[list[str], list[str]]:
@@ -114,7 +126,7 @@ def read_translations(path) -> dict[str, str]:
 
     Chapter: book/intro.md
     """
-    return {e.msgid: e.msgstr for e in _read(path) if e.msgstr and "fuzzy" not in e.flags}
+    return {e.msgid: e.msgstr for e in read_entries(path) if e.msgstr and "fuzzy" not in e.flags}
 
 
 # A message starts a line after Markdown's block markup only (indentation, heading marks, quote,
