@@ -85,7 +85,8 @@ def browser():
 
 # A paragraph of the Chinese edition is left in English when it holds no Chinese character but at
 # least this many lower-case English words once code, math and outputs are set aside (names such as
-# Transformer, MIDI or Bach are capitalised, and a short label is not a paragraph).
+# Transformer, MIDI or Bach are capitalised, and a short label is not a paragraph). A table is read
+# by rows, so that the glossary's English column stands beside its Chinese one.
 ENGLISH_WORDS = 4
 PROSE = "p, h1, h2, h3, h4, dt, figcaption, caption, li:not(:has(p))"
 NOT_PROSE = "pre, code, .math, mjx-container, .cell_output, .output, .highlight, .citation, .bibliography"
@@ -93,8 +94,8 @@ NOT_PROSE = "pre, code, .math, mjx-container, .cell_output, .output, .highlight,
 
 def _paragraphs_in_english(page):
     return page.evaluate("""([prose, notProse, minWords]) =>
-        [...document.querySelectorAll('article.bd-article')].flatMap(a => [...a.querySelectorAll(prose)])
-        .filter(el => !el.closest(notProse)).map(el => {
+        [...new Set([...document.querySelectorAll('article.bd-article')].flatMap(a => [...a.querySelectorAll(prose)])
+        .filter(el => !el.closest(notProse)).map(el => el.closest('tr') || el))].map(el => {
             const copy = el.cloneNode(true);
             copy.querySelectorAll(notProse).forEach(c => c.remove());
             return copy.textContent.replace(/\\s+/g, ' ').trim();
