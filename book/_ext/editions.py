@@ -53,6 +53,8 @@ def translate_title(app, config):
 def add_switch_to_header(app, config):
     """Put the language switch in front of the theme's buttons at the top right of every page."""
     config.templates_path.append(str(Path(__file__).parent / "templates"))
+    config.html_static_path.append(str(Path(__file__).parent / "static"))
+    app.add_css_file("editions.css")
     options = config.html_theme_options
     options["search_bar_text"] = EDITIONS[_edition_language(config.language)].search_text
     buttons = options.get("article_header_end", ["article-header-buttons.html"])
