@@ -115,3 +115,30 @@ def test_translate_markdown_replaces_whole_blocks_only():
 def test_markup_inside_roles_and_between_them_is_not_mistaken_for_code_or_tags():
     msgid = "German {glue:text}`a:.0%` and Irish {glue:text}`b:.0%`; small ($\\tau < 1$) or large ($\\tau > 1$)."
     assert i18n.markup_tokens(msgid) == sorted(["{glue:text}`a:.0%`", "{glue:text}`b:.0%`", "$\\tau < 1$", "$\\tau > 1$"])
+
+
+def test_chinese_student_edition_from_the_command_line(tmp_path):
+    from musiclab import cli
+
+    notebook = tmp_path / "notebooks" / "01_x.ipynb"
+    notebook.parent.mkdir()
+    notebook.write_text(json.dumps({"cells": [
+        {"cell_type": "markdown", "id": "a", "metadata": {}, "source": ["# Summary\n", "\n", ":::{exercise}\n", "Why?\n", ":::\n",
+                                                                         "\n", ":::{solution}\n", "Because.\n", ":::\n"]},
+        {"cell_type": "code", "id": "b", "metadata": {}, "source": ["x = 1"], "outputs": [], "execution_count": None}],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    args = ["student", "--notebooks", str(notebook.parent), "--language", "zh_CN", "--locale", str(tmp_path / "locale"),
+            "--out", str(tmp_path / "out")]
+    assert cli.main(args) == 2  # no catalogue for the notebook
+
+    import polib
+
+    catalogue = tmp_path / "locale" / "zh_CN" / "LC_MESSAGES" / "notebooks" / "01_x.po"
+    catalogue.parent.mkdir(parents=True)
+    po = polib.POFile()
+    for msgid, msgstr in [("Summary", "小结"), ("Why?", "为什么？"), ("Because.", "因为。")]:
+        po.append(polib.POEntry(msgid=msgid, msgstr=msgstr))
+    po.save(str(catalogue))
+    assert cli.main(args) == 0
+    cells = json.loads((tmp_path / "out" / "01_x.ipynb").read_text())["cells"]
+    assert "".join(cells[0]["source"]) == "# 小结\n\n:::{exercise}\n为什么？\n:::\n\n" and cells[1]["source"] == ["x = 1"]
