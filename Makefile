@@ -64,7 +64,8 @@ po: $(SPHINX_CONF)/conf.py
 	rm -rf _build/gettext
 	$(SPHINX) -q -b gettext -d _build/.doctrees-gettext -D nb_execution_mode=off $(GETTEXT) . _build/gettext
 	$(BIN)/sphinx-intl update -p _build/gettext $(TRANSLATIONS:%=-l %) -d locale
-	$(BIN)/sphinx-intl stat $(TRANSLATIONS:%=-l %) -d locale
+	@# sphinx-intl stat exits with 1 after printing the status
+	$(BIN)/sphinx-intl stat $(TRANSLATIONS:%=-l %) -d locale || true
 
 browser:
 	@{ command -v chromium && fc-list :lang=zh | grep -q .; } >/dev/null 2>&1 || { \
