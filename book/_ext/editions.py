@@ -71,6 +71,20 @@ def link_other_editions(app, pagename, templatename, context, doctree):
         for language, edition in EDITIONS.items() if language != own]
 
 
+def keep_executed_notebooks_apart(app):
+    """Write another edition's copies of the executed notebooks to ``_build/jupyter_execute-<language>``.
+
+    myst-nb writes each page's notebook to ``jupyter_execute`` beside the output folder, and a
+    notebook it takes from the execution cache is written there without its outputs (it renders the
+    page from a merged copy). The English build executes, so its copies keep the outputs; the other
+    editions, which only read the cache, must not overwrite them.
+    """
+    language = _edition_language(app.config.language)
+    if language != "en" and hasattr(app.env, "mystnb_config"):
+        folder = Path(app.outdir).parent / f"jupyter_execute-{language}"
+        app.env.mystnb_config = app.env.mystnb_config.copy(output_folder=str(folder.resolve()))
+
+
 class TranslateTocCaptions(SphinxTransform):
     """Translate the captions of the toctrees that sphinx-external-toc inserted (priority 100) with
     the page's catalogue, as Sphinx's own `Locale` transform (priority 20) does for written ones."""
@@ -94,5 +108,6 @@ def setup(app):
     app.connect("config-inited", translate_title)
     app.connect("config-inited", add_switch_to_header)
     app.connect("html-page-context", link_other_editions)
+    app.connect("builder-inited", keep_executed_notebooks_apart, priority=900)  # after myst-nb's
     app.add_transform(TranslateTocCaptions)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
