@@ -17,7 +17,9 @@ Lab and student editions.
   ``_build/lab``.
 - `write_student_edition`: Lab editions of the notebooks with the exercise solutions
   (sphinx-exercise's ``{solution}`` blocks, and ``{solution-start}`` ... ``{solution-end}`` spans)
-  removed and nothing else changed (``make student`` writes them to ``_build/student``).
+  removed and nothing else changed (``make student`` writes them to ``_build/student``); with a
+  language, the text cells translated from the book's message catalogues (`translate_notebook`,
+  ``_build/student-zh_CN``).
 
 Chapter: book/intro.md
 """
@@ -292,7 +294,39 @@ def strip_solutions(notebook: dict) -> dict:
     return {**notebook, "cells": cells}
 
 
-def write_student_edition(notebooks, out_dir) -> list[Path]:
+def translate_notebook(notebook: dict, translations: dict[str, str]) -> tuple[dict, set[str]]:
+    """A copy of ``notebook`` whose Markdown cells are translated with ``translations`` (msgid ->
+    msgstr of its catalogue, see `musiclab.i18n.translate_markdown`); code cells unchanged. Also
+    the msgids used.
+
+    Chapter: book/intro.md
+    """
+    from . import i18n
+
+    cells, used = [], set()
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "markdown":
+            text, cell_used = i18n.translate_markdown(_source(cell), translations)
+            cell, used = {**cell, "source": _as_lines(text)}, used | cell_used
+        cells.append(cell)
+    return {**notebook, "cells": cells}, used
+
+
+def write_student_edition(notebooks, out_dir, language: str | None = None, locale_dir="locale") -> list[Path]:
     """Write the `lab_edition` of each notebook in ``notebooks`` (paths) to ``out_dir`` without its
-    solutions; return the paths."""
-    return _write_editions(notebooks, out_dir, lambda notebook: lab_edition(strip_solutions(notebook)))
+    solutions; return the paths. With ``language`` (``"zh_CN"``), its text cells are first
+    translated with the notebook's catalogue, ``<locale_dir>/<language>/LC_MESSAGES/notebooks/<name>.po``
+    (messages without a translation stay English); a notebook without a catalogue is an error."""
+    if language is None:
+        return _write_editions(notebooks, out_dir, lambda notebook: lab_edition(strip_solutions(notebook)))
+    from . import i18n
+
+    written = []
+    for path in map(Path, notebooks):
+        catalogue = Path(locale_dir) / language / "LC_MESSAGES" / path.parent.name / f"{path.stem}.po"
+        if not catalogue.exists():
+            raise BadInputError(f"{catalogue}: no catalogue for {path} (make po writes it)")
+        translations = i18n.read_translations(catalogue)
+        written += _write_editions(
+            [path], out_dir, lambda notebook: lab_edition(strip_solutions(translate_notebook(notebook, translations)[0])))
+    return written

@@ -11,7 +11,8 @@
 - ``score NAME FILE``: the negative log-likelihood of the piano rolls in FILE under a polyphonic
   model of chapter 4, in nats per frame.
 - ``info``: the mode, device, cache folder and versions in use.
-- ``student [--out DIR]``: the notebooks without their exercise solutions (see `musiclab.book`).
+- ``student [--out DIR] [--language zh_CN]``: the notebooks without their exercise solutions, in
+  English or with their text cells translated from the book's catalogues (see `musiclab.book`).
 - ``lab-edition [--out DIR]``: the notebooks with their glued values shown in JupyterLab (``make lab``).
 - ``setup-cell NOTEBOOK...``: write the stand-alone set-up cell into chapter notebooks.
 
@@ -170,7 +171,12 @@ def command_student(args) -> int:
     notebooks = _chapter_notebooks(args.notebooks)
     if not notebooks:
         return 2
-    for path in book.write_student_edition(notebooks, args.out):
+    try:
+        written = book.write_student_edition(notebooks, args.out, args.language, args.locale)
+    except BadInputError as error:  # a notebook or catalogue that cannot be read, or none for a notebook
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path in written:
         print(path)
     return 0
 
@@ -259,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     student = sub.add_parser("student", help="write the notebooks without their exercise solutions")
     student.add_argument("--notebooks", default="notebooks", help="folder of chapter notebooks (default: notebooks)")
     student.add_argument("--out", default="_build/student", help="output folder (default: _build/student)")
+    student.add_argument("--language", help="translate the text cells into this language (e.g. zh_CN)")
+    student.add_argument("--locale", default="locale", help="folder of the message catalogues (default: locale)")
     student.set_defaults(run=command_student)
 
     lab = sub.add_parser("lab-edition", help="write the notebooks for JupyterLab, glued values shown in the text")

@@ -5,6 +5,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_HTML = ROOT / "_build" / "html"
+BUILD_HTML_ZH = ROOT / "_build" / "html-zh"  # the Chinese edition (make book-zh)
 JUPYTER_CACHE = ROOT / "_build" / ".jupyter_cache"
 
 

@@ -1,7 +1,9 @@
-"""The built HTML book in headless Chromium: pages load without console errors or outside requests,
-math is typeset by the MathJax served from the site, audio players hold playable data, images load,
-galleries are present where a chapter has a widget, internal links resolve, every player a chapter
-displayed reaches its page, and the whole site is at most 24 MB.
+"""The built HTML book in headless Chromium, both editions (English in _build/html, Chinese in
+_build/html-zh): pages load without console errors or outside requests, math is typeset by the
+MathJax served from the site, audio players hold playable data, images load, galleries are present
+where a chapter has a widget, internal links resolve (the language switch to the other edition's
+page included), every player a chapter displayed reaches its page, each site is at most 24 MB, and
+no paragraph of the Chinese edition is left in English.
 """
 import functools
 import http.server
@@ -15,7 +17,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from conftest import BUILD_HTML, ROOT
+from conftest import BUILD_HTML, BUILD_HTML_ZH, ROOT
 
 pytestmark = pytest.mark.html
 
@@ -25,28 +27,39 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 SKIP_PAGES = {"genindex.html", "search.html", "_static", "_sources", "_images"}
 
 
-def _pages():
-    if not BUILD_HTML.exists():
+# language -> the edition's folder, and the make target that builds it
+EDITIONS = {"en": (BUILD_HTML, "make book"), "zh_CN": (BUILD_HTML_ZH, "make book-zh")}
+BUILDS = BUILD_HTML.parent  # the server serves both editions, so the language switch can be followed
+
+
+def _pages(build):
+    if not build.exists():
         return []
-    return sorted(p for p in BUILD_HTML.rglob("*.html")
-                  if not (set(p.relative_to(BUILD_HTML).parts) & SKIP_PAGES) and p.name not in SKIP_PAGES)
+    return sorted(p for p in build.rglob("*.html")
+                  if not (set(p.relative_to(build).parts) & SKIP_PAGES) and p.name not in SKIP_PAGES)
 
 
-PAGES = _pages()
+PAGES = [(language, page) for language, (build, _) in EDITIONS.items() for page in _pages(build)]
 
 
-def test_book_was_built():
-    assert (BUILD_HTML / "index.html").exists(), "run `make book` first (make test does)"
-    names = {p.name for p in PAGES}
+def _page_id(case):
+    return case if isinstance(case, str) else case.relative_to(BUILDS).as_posix()
+
+
+@pytest.mark.parametrize("language", EDITIONS)
+def test_book_was_built(language):
+    build, command = EDITIONS[language]
+    assert (build / "index.html").exists(), f"run `{command}` first (make test does)"
+    names = {p.name for p in _pages(build)}
     for nb in (ROOT / "notebooks").glob("*.ipynb"):
         assert f"{nb.stem}.html" in names, f"{nb.name} has no page in the book"
-        page = (BUILD_HTML / "notebooks" / f"{nb.stem}.html").read_text()
+        page = (build / "notebooks" / f"{nb.stem}.html").read_text()
         assert f"_sources/notebooks/{nb.stem}.ipynb" in page, f"{nb.stem} has no download-notebook button"
 
 
 @pytest.fixture(scope="module")
 def server():
-    handler = functools.partial(_QuietHandler, directory=str(BUILD_HTML))
+    handler = functools.partial(_QuietHandler, directory=str(BUILDS))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -70,8 +83,29 @@ def browser():
         browser.close()
 
 
-@pytest.mark.parametrize("page_path", PAGES, ids=lambda p: str(p.relative_to(BUILD_HTML)))
-def test_page_in_chromium(page_path, server, browser):
+# A paragraph of the Chinese edition is left in English when it holds no Chinese character but at
+# least this many lower-case English words once code, math and outputs are set aside (names such as
+# Transformer, MIDI or Bach are capitalised, and a short label is not a paragraph). A table is read
+# by rows, so that the glossary's English column stands beside its Chinese one.
+ENGLISH_WORDS = 4
+PROSE = "p, h1, h2, h3, h4, dt, figcaption, caption, li:not(:has(p))"
+NOT_PROSE = "pre, code, .math, mjx-container, .cell_output, .output, .highlight, .citation, .bibliography"
+
+
+def _paragraphs_in_english(page):
+    return page.evaluate("""([prose, notProse, minWords]) =>
+        [...new Set([...document.querySelectorAll('article.bd-article')].flatMap(a => [...a.querySelectorAll(prose)])
+        .filter(el => !el.closest(notProse)).map(el => el.closest('tr') || el))].map(el => {
+            const copy = el.cloneNode(true);
+            copy.querySelectorAll(notProse).forEach(c => c.remove());
+            return copy.textContent.replace(/\\s+/g, ' ').trim();
+        }).filter(text => !/[\\u3400-\\u9fff]/.test(text)
+                  && (text.match(/\\b[a-z]{2,}\\b/g) || []).length >= minWords)
+        .map(text => text.slice(0, 100))""", [PROSE, NOT_PROSE, ENGLISH_WORDS])
+
+
+@pytest.mark.parametrize("language,page_path", PAGES, ids=_page_id)
+def test_page_in_chromium(language, page_path, server, browser):
     page = browser.new_page()
     problems = []
     page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
@@ -84,11 +118,11 @@ def test_page_in_chromium(page_path, server, browser):
 
     page.on("request", outside)
     page.route("**/favicon.ico", lambda route: route.fulfill(status=204))
-    url = f"{server}/{page_path.relative_to(BUILD_HTML).as_posix()}"
+    url = f"{server}/{page_path.relative_to(BUILDS).as_posix()}"
     page.goto(url, wait_until="load")
     redirect = re.search(r'http-equiv="Refresh" content="0; url=([^"]+)"', page_path.read_text())
     if redirect:  # a redirect stub (the site's index.html): wait until the page it leads to has loaded
-        target = (page_path.parent.relative_to(BUILD_HTML) / redirect.group(1)).as_posix()
+        target = (page_path.parent.relative_to(BUILDS) / redirect.group(1)).as_posix()
         page.wait_for_url(f"{server}/{target}", wait_until="load")
 
     if page.locator(".math").count():
@@ -114,7 +148,9 @@ def test_page_in_chromium(page_path, server, browser):
             })))""")
         bad = [i for i, d in enumerate(durations) if not (d and d > 0)]
         assert not bad, f"audio players {bad} of {n_audio} have no playable data ({durations})"
+    english = _paragraphs_in_english(page) if language != "en" else []
     page.close()
+    assert not english, f"{len(english)} paragraphs not translated: {english}"
     assert not problems, "\n".join(problems)
 
 
@@ -124,9 +160,10 @@ def _chapter_pages_with_widgets():
             yield nb.stem
 
 
+@pytest.mark.parametrize("language", EDITIONS)
 @pytest.mark.parametrize("stem", list(_chapter_pages_with_widgets()))
-def test_widget_chapters_have_a_static_gallery(stem):
-    html = (BUILD_HTML / "notebooks" / f"{stem}.html").read_text()
+def test_widget_chapters_have_a_static_gallery(stem, language):
+    html = (EDITIONS[language][0] / "notebooks" / f"{stem}.html").read_text()
     assert "musiclab-gallery" in html and ("<audio" in html or "<img" in html)
 
 
@@ -154,8 +191,8 @@ def _parse(path: Path) -> _Links:
     return parser
 
 
-@pytest.mark.parametrize("page_path", PAGES, ids=lambda p: str(p.relative_to(BUILD_HTML)))
-def test_internal_links_resolve(page_path):
+@pytest.mark.parametrize("language,page_path", PAGES, ids=_page_id)
+def test_internal_links_resolve(language, page_path):
     broken = []
     for href in _parse(page_path).hrefs:
         parts = urlparse(href)
@@ -177,20 +214,23 @@ def test_internal_links_resolve(page_path):
 MAX_SITE_BYTES = 24_000_000  # 14 chapters (20 MB held 12)
 
 
-def test_site_is_at_most_24_mb():
-    sizes = {path: path.stat().st_size for path in BUILD_HTML.rglob("*") if path.is_file()}
+@pytest.mark.parametrize("language", EDITIONS)
+def test_site_is_at_most_24_mb(language):
+    build = EDITIONS[language][0]
+    sizes = {path: path.stat().st_size for path in build.rglob("*") if path.is_file()}
     total = sum(sizes.values())
-    largest = ", ".join(f"{path.relative_to(BUILD_HTML)} {sizes[path] / 1e6:.1f} MB"
+    largest = ", ".join(f"{path.relative_to(build)} {sizes[path] / 1e6:.1f} MB"
                         for path in sorted(sizes, key=sizes.get)[-5:])
-    assert 0 < total <= MAX_SITE_BYTES, f"_build/html is {total / 1e6:.1f} MB; largest files: {largest}"
+    assert 0 < total <= MAX_SITE_BYTES, f"{build} is {total / 1e6:.1f} MB; largest files: {largest}"
 
 
+@pytest.mark.parametrize("language", EDITIONS)
 @pytest.mark.parametrize("stem", [nb.stem for nb in sorted((ROOT / "notebooks").glob("*.ipynb"))])
-def test_every_player_reaches_its_page(stem):
+def test_every_player_reaches_its_page(stem, language):
     """As many players on the page as the executed chapter displayed, each with its sound embedded."""
     executed = json.loads((BUILD_HTML.parent / "jupyter_execute" / "notebooks" / f"{stem}.ipynb").read_text())
     displayed = sum("".join(output.get("data", {}).get("text/html", "")).count("<audio")
                     for cell in executed["cells"] for output in cell.get("outputs", []))
-    page = (BUILD_HTML / "notebooks" / f"{stem}.html").read_text()
+    page = (EDITIONS[language][0] / "notebooks" / f"{stem}.html").read_text()
     players = re.findall(r'<audio[^>]*src="data:audio/', page)  # tags, not the text of a saved output
     assert len(players) == displayed
