@@ -197,9 +197,9 @@ def shipped_vocoder() -> Vocoder:
 def convert_mel_bands(log_mel_spec, sr: int, fmin: float, fmax: float | None, config: VocoderConfig) -> np.ndarray:
     """A log-mel of other Slaney mel bands (another ``n_mels``, ``fmin`` or ``fmax``) as the log-mel
     of ``config``'s bands: each band's value is read off the source's log-mel, interpolated linearly
-    between band centres on the mel scale. With magnitude bands of unit area (`audio.log_mel`) a
-    band's value is its weighted mean magnitude whatever its width, so wide and narrow bands over
-    the same partial agree. Bands outside the source's ``[fmin, fmax]`` are silent (floor
+    between band centres on the mel scale. The bands of `audio.log_mel` are Slaney-normalised (each
+    triangle divided by its width), so a band holds a weighted mean magnitude whatever its width,
+    and wide and narrow bands over the same partial agree. Bands outside the source's ``[fmin, fmax]`` are silent (floor
     ``audio.LOG_FLOOR``); bands narrower than the source's come out blurred, as no conversion can
     add the detail the source pooled away.
 
