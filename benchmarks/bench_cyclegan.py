@@ -86,7 +86,7 @@ def main() -> None:
             ax.imshow(np.maximum(spec, cyclegan.FLOOR_DB / 20 * math.log(10)), origin="lower", aspect="auto")
         fig.canvas.draw()
         plt.close(fig)
-        cyclegan.log_mel_to_audio(y, n_iter=16)
+        cyclegan.log_mel_to_audio(y)
 
     grid = np.pad(symbolic.notes_to_grid(notes)[:64], (0, max(0, 64 - len(symbolic.notes_to_grid(notes)))))
 

@@ -30,6 +30,7 @@ from torch.nn import functional as F
 
 from .. import audio, symbolic, weights
 from ..errors import BadInputError
+from . import vocoder
 
 # Timbre representation: 16 kHz, 1024-point STFT, hop 256 (16 ms), 80 mel bands.
 SR, N_FFT, HOP_LENGTH, N_MELS = audio.DEFAULT_SR, 1024, 256, 80
@@ -152,10 +153,10 @@ def melody_log_mel(notes, program: int, max_quarters: float | None = None) -> np
     return audio.log_mel(y, sr=SR, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS)
 
 
-def log_mel_to_audio(log_mel, n_iter: int = 32, inverse: str = "pinv") -> np.ndarray:
-    """Back to audio at SR (16 kHz) from a log-mel of this module's settings (`audio.mel_to_audio`:
-    mel pseudo-inverse, then Griffin-Lim)."""
-    return audio.mel_to_audio(log_mel, sr=SR, n_fft=N_FFT, hop_length=HOP_LENGTH, n_iter=n_iter, inverse=inverse)
+def log_mel_to_audio(log_mel, method: str = "vocoder", n_iter: int = 32) -> np.ndarray:
+    """Back to audio at SR (16 kHz) from a log-mel of this module's settings by `vocoder.to_audio`
+    (the neural vocoder; ``method`` and ``n_iter`` choose Griffin-Lim instead)."""
+    return vocoder.to_audio(log_mel, SR, n_fft=N_FFT, hop_length=HOP_LENGTH, method=method, n_iter=n_iter)
 
 
 @torch.no_grad()

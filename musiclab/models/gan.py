@@ -1,5 +1,5 @@
 """A conditional SpecGAN: one-shot instrument notes as log-mel spectrograms, conditioned on pitch and
-instrument, turned into audio by Griffin-Lim.
+instrument, turned into audio by the neural vocoder (`vocoder.to_audio`).
 
 - Data: SoundFont notes with honest within-condition variation (velocity = level, hold time,
   onset offset), as 80 x 48 log-mel spectrograms (16 kHz, 0.75 s), scaled to [-1, 1].
@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from .. import audio, weights
 from ..errors import BadInputError
+from . import vocoder
 
 PROGRAMS = (0, 19, 24, 40, 71, 73)  # piano, church organ, nylon guitar, violin, clarinet, flute
 PITCHES = tuple(range(55, 80))  # G3 .. G5: two octaves, every preset above sounds on all of them
@@ -142,18 +143,18 @@ def log_mel(y, config: GanConfig) -> np.ndarray:
                          n_mels=config.n_mels, fmax=config.fmax)
 
 
-def log_mel_to_audio(log_mel_spec, config: GanConfig, n_iter: int = 32) -> np.ndarray:
-    """Log-mel -> audio with the model's settings: `audio.mel_to_audio` with the filterbank's
-    pseudo-inverse (``inverse="pinv"``), about ten times faster than its non-negative least squares
-    (0.25 s per note on a CPU core), which would be too slow for a widget.
+def log_mel_to_audio(log_mel_spec, config: GanConfig, method: str = "vocoder", n_iter: int = 32) -> np.ndarray:
+    """Log-mel -> audio with the model's settings by `vocoder.to_audio`: the neural vocoder by
+    default; ``method="pseudo-inverse"`` is the filterbank's pseudo-inverse and ``n_iter`` iterations
+    of Griffin-Lim, the way back to sound of the GAN's evaluation (`recipes.gan.evaluate_gan`).
 
     ``log_mel_spec`` [shape=(..., n_mels, n_frames)] in nats. Returns ``y`` [shape=(...,
     n_samples)], float32.
 
     Chapter: notebooks/03_gan.ipynb
     """
-    return audio.mel_to_audio(log_mel_spec, config.sr, n_fft=config.n_fft, hop_length=config.hop_length,
-                              fmax=config.fmax, n_iter=n_iter, length=config.n_samples, inverse="pinv")
+    return vocoder.to_audio(log_mel_spec, config.sr, n_fft=config.n_fft, hop_length=config.hop_length,
+                            fmax=config.fmax, method=method, n_iter=n_iter)
 
 
 # Models -----------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from torch import nn
 
 from .. import audio, symbolic, weights
 from ..errors import BadInputError
+from . import vocoder
 
 
 # Melody VAE -----------------------------------------------------------------------------------------
@@ -286,16 +287,14 @@ def timbre_log_mel(y: np.ndarray, config: TimbreVaeConfig) -> np.ndarray:
     return np.clip((spec - config.log_center) / config.log_scale, -1.5, 1.5).astype(np.float32)
 
 
-def timbre_to_audio(x: np.ndarray, config: TimbreVaeConfig, n_iter: int = 16) -> np.ndarray:
-    """A normalised log-mel [shape=(n_mels, n_frames)] -> audio by `audio.mel_to_audio`.
-
-    The mel bands are mapped back to STFT magnitudes with the filterbank's pseudo-inverse
-    (``inverse="pinv"``), not non-negative least squares, so that one widget interaction stays well
-    under 300 ms; the approximation blurs the highest bands a little.
+def timbre_to_audio(x: np.ndarray, config: TimbreVaeConfig, method: str = "vocoder", n_iter: int = 16) -> np.ndarray:
+    """A normalised log-mel [shape=(n_mels, n_frames)] -> audio by `vocoder.to_audio`: the neural
+    vocoder, after its `vocoder.convert_mel_bands` from these 64 bands to its own 80, by default;
+    ``method="pseudo-inverse"`` with ``n_iter`` iterations is Griffin-Lim.
     """
     log_mel_spec = np.asarray(x, dtype=np.float32) * config.log_scale + config.log_center
-    return audio.mel_to_audio(log_mel_spec, config.sr, n_fft=config.n_fft, hop_length=config.hop_length,
-                              n_iter=n_iter, inverse="pinv")
+    return vocoder.to_audio(log_mel_spec, config.sr, n_fft=config.n_fft, hop_length=config.hop_length,
+                            method=method, n_iter=n_iter)
 
 
 def timbre_note_set(config: TimbreVaeConfig, programs=TIMBRE_PROGRAMS, pitches=range(48, 85),

@@ -26,6 +26,7 @@ Chapter: notebooks/10_neural_synthesis.ipynb
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -177,3 +178,105 @@ def load_pretrained(name: str = "vocoder", path=None) -> tuple[Vocoder, dict]:
     Chapter: notebooks/10_neural_synthesis.ipynb
     """
     return weights.load_family(name, CLASSES, path)
+
+
+# The book's way back to sound -------------------------------------------------------------------------
+
+METHODS = ("vocoder", "griffin-lim", "pseudo-inverse")
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_vocoder() -> Vocoder:
+    """The shipped vocoder (`load_pretrained`), loaded once per process and kept.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
+    return load_pretrained("vocoder")[0]
+
+
+def convert_mel_bands(log_mel_spec, sr: int, fmin: float, fmax: float | None, config: VocoderConfig) -> np.ndarray:
+    """A log-mel of other Slaney mel bands (another ``n_mels``, ``fmin`` or ``fmax``) as the log-mel
+    of ``config``'s bands: each band's value is read off the source's log-mel, interpolated linearly
+    between band centres on the mel scale. The bands of `audio.log_mel` are Slaney-normalised (each
+    triangle divided by its width), so a band holds a weighted mean magnitude whatever its width,
+    and wide and narrow bands over the same partial agree. Bands outside the source's ``[fmin, fmax]`` are silent (floor
+    ``audio.LOG_FLOOR``); bands narrower than the source's come out blurred, as no conversion can
+    add the detail the source pooled away.
+
+    Parameters
+    ----------
+    log_mel_spec : array [shape=(..., n_mels_in, T)], natural log, at ``sr``
+
+    Returns
+    -------
+    log_mel : ndarray [shape=(..., config.n_mels, T)], float32
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
+    x = np.asarray(log_mel_spec, dtype=np.float32)
+    weights, outside = _mel_interpolation(x.shape[-2], fmin, fmax or sr / 2, config.n_mels, config.fmin,
+                                          config.fmax or config.sr / 2)
+    converted = np.einsum("om,...mt->...ot", weights, x)
+    converted[..., outside, :] = np.log(audio.LOG_FLOOR)
+    return converted.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_interpolation(n_mels, fmin, fmax, n_mels_out, fmin_out, fmax_out) -> tuple[np.ndarray, np.ndarray]:
+    import librosa
+
+    centres = librosa.hz_to_mel(librosa.mel_frequencies(n_mels + 2, fmin=fmin, fmax=fmax))[1:-1]
+    edges_out = librosa.mel_frequencies(n_mels_out + 2, fmin=fmin_out, fmax=fmax_out)
+    centres_out = librosa.hz_to_mel(edges_out)[1:-1]
+    # column j: how much of source band j each output band takes (np.interp of the j-th unit vector)
+    weights = np.stack([np.interp(centres_out, centres, unit) for unit in np.eye(n_mels)], axis=1)
+    outside = (edges_out[2:] <= fmin) | (edges_out[:-2] >= fmax)
+    return weights.astype(np.float32), outside
+
+
+def to_audio(log_mel_spec, sr: int, n_fft: int = 1024, hop_length: int = 256, fmin: float = 0.0,
+             fmax: float | None = None, method: str = "vocoder", n_iter: int = 32) -> np.ndarray:
+    """Play a log-mel: the one way back to sound of every chapter, by one of three ``method``s.
+
+    - ``"vocoder"`` (default): the shipped vocoder (`shipped_vocoder`), which predicts each frame's
+      magnitude and phase. It serves its own ``sr``, ``n_fft`` and ``hop_length`` (16 kHz, 1024,
+      256: its frames are the STFT's); mel bands of other settings (the timbre VAE's 64) are
+      converted to its own by `convert_mel_bands` first.
+    - ``"griffin-lim"``: magnitudes from the mel by non-negative least squares, then ``n_iter``
+      iterations of fast Griffin-Lim (`audio.mel_to_audio`, ``inverse="nnls"``); any settings.
+    - ``"pseudo-inverse"``: the same with the filterbank's pseudo-inverse clipped at zero
+      (``inverse="pinv"``), about three times faster; any settings.
+
+    Parameters
+    ----------
+    log_mel_spec : array [shape=(..., n_mels, T)], natural log, ``T >= 2``
+    sr, n_fft, hop_length, fmin, fmax : the settings the log-mel was made with (`audio.log_mel`)
+
+    Returns
+    -------
+    y : ndarray [shape=(..., hop_length * (T - 1))], float32
+
+    Raises ``BadInputError`` for an unknown ``method``, a log-mel of the wrong shape, with NaN or
+    infinite values, or (vocoder) silent or of settings the vocoder cannot serve.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
+    if method not in METHODS:
+        raise BadInputError(f"method={method!r}: expected one of {', '.join(repr(m) for m in METHODS)}")
+    x = np.asarray(log_mel_spec, dtype=np.float32)
+    if x.ndim < 2 or x.shape[-1] < 2:
+        raise BadInputError(f"log_mel: expected a log-mel [shape=(..., n_mels, T)] with T >= 2 frames, got {x.shape}")
+    if not np.isfinite(x).all():
+        raise BadInputError("log_mel: contains NaN or infinite values")
+    if method != "vocoder":
+        return audio.mel_to_audio(x, sr, n_fft=n_fft, hop_length=hop_length, fmin=fmin, fmax=fmax, n_iter=n_iter,
+                                  inverse="nnls" if method == "griffin-lim" else "pinv")
+    model = shipped_vocoder()
+    c = model.config
+    if (sr, n_fft, hop_length) != (c.sr, c.n_fft, c.hop_length):
+        raise BadInputError(f"log_mel at sr={sr}, n_fft={n_fft}, hop_length={hop_length}: the vocoder plays "
+                            f"sr={c.sr}, n_fft={c.n_fft}, hop_length={c.hop_length}; use method='griffin-lim'")
+    if (x.shape[-2], fmin, fmax or sr / 2) != (c.n_mels, c.fmin, c.fmax or c.sr / 2):
+        x = convert_mel_bands(x, sr, fmin, fmax, c)
+    y = log_mel_to_audio(model, x.reshape(-1, *x.shape[-2:]))
+    return y.reshape(*x.shape[:-2], y.shape[-1])

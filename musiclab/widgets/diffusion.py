@@ -73,7 +73,7 @@ def step_figure(trajectory: Trajectory, index: int, title: str = ""):
 
 def explorer(model):
     """The live widget: instrument, pitch, guidance weight, steps and seed choose a sampler run;
-    the step slider walks through it; the player plays the estimate at that step (Griffin-Lim).
+    the step slider walks through it; the player plays the estimate at that step (the vocoder).
 
     Chapter: notebooks/07_diffusion.ipynb
     """

@@ -110,7 +110,7 @@ class CycleTransfer:
         fig = quick_spectrograms([x, y], [f"input ({audio.program_name(source)})", f"output, s = {strength:.2f}"])
         lsd_x, lsd_y = (audio.log_spectral_distance_db(v, truth, cyclegan.FLOOR_DB) for v in (x, y))
         text = f"LSD to the true {audio.program_name(target)}: input {lsd_x:.1f} dB, output {lsd_y:.1f} dB"
-        return fig, cyclegan.log_mel_to_audio(y, n_iter=16), text
+        return fig, cyclegan.log_mel_to_audio(y), text
 
     def melody_view(self, grid, direction: str = "a_to_b", strength: float = 1.0):
         """Source and translated 4-bar phrase [shape=(64,)] at ``strength``: returns (figure, audio, text).
