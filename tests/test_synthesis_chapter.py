@@ -181,3 +181,16 @@ def test_fast_f0_agrees_with_pyin_on_a_rendered_melody():
     f0_fast = synthesis_widgets.fast_f0_hz(y, SR, 128)
     cents = 1200 * np.abs(np.log2(f0_fast[voiced] / f0_pyin[voiced]))
     assert (cents < 50).mean() > 0.9
+
+
+def test_the_first_upload_is_saved_under_its_own_name_in_both_ipywidgets_layouts(tmp_path):
+    from types import SimpleNamespace
+
+    from musiclab.widgets import uploads
+
+    assert uploads.save_first_upload(SimpleNamespace(value=()), tmp_path) is None
+    eight = SimpleNamespace(value=({"name": "../take 1.wav", "content": memoryview(b"RIFF1")},))
+    seven = SimpleNamespace(value={"take2.wav": {"metadata": {"name": "take2.wav"}, "content": b"RIFF2"}})
+    assert uploads.save_first_upload(eight, tmp_path) == tmp_path / "take 1.wav"
+    assert uploads.save_first_upload(seven, tmp_path).read_bytes() == b"RIFF2"
+    assert (tmp_path / "take 1.wav").read_bytes() == b"RIFF1"

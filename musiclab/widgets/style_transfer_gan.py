@@ -16,6 +16,7 @@ from IPython.display import display
 from .. import audio, datasets, plot, recipes, style, symbolic
 from ..errors import BadInputError
 from ..models import cyclegan
+from . import uploads
 
 
 def grid_audio(grid, program: int = 0):
@@ -182,19 +183,15 @@ def transfer_explorer(transfer: CycleTransfer, tunes, upload_dir: Path):
         redraw()
 
     def read_upload(*_):
-        files = upload.value
-        if not files:
+        path = uploads.save_first_upload(upload, upload_dir)
+        if path is None:
             return
-        item = files[0] if isinstance(files, (list, tuple)) else next(iter(files.values()))
-        name = item["name"] if "name" in item else item["metadata"]["name"]
-        path = Path(upload_dir) / Path(name).name
-        path.write_bytes(bytes(item["content"]))
         try:
             state["notes"] = symbolic.grid_to_notes(datasets.user.read_melody(path)[0])
         except BadInputError as error:
             with out:
                 out.clear_output()
-                print(f"{name}: {error}")
+                print(f"{path.name}: {error}")
             return
         redraw()
 

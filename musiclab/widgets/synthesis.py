@@ -11,7 +11,6 @@ Chapter: notebooks/10_neural_synthesis.ipynb
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import librosa
 import matplotlib.pyplot as plt
@@ -23,6 +22,7 @@ from .. import audio, datasets, plot, weights
 from ..errors import BadInputError
 from ..models import ddsp
 from ..recipes import synthesis
+from . import uploads
 
 PREVIEW_QUARTERS = 8  # 4 s at the chapter's 120 quarter notes per minute
 SOURCE_PROGRAM = synthesis.TRANSFER_SOURCE  # the flute: its performance drives every decoder
@@ -189,13 +189,9 @@ def explorer(playground: SynthesisPlayground, upload_dir):
         redraw()
 
     def read_upload(*_):
-        files = upload.value
-        if not files:
+        path = uploads.save_first_upload(upload, upload_dir)
+        if path is None:
             return
-        item = files[0] if isinstance(files, (list, tuple)) else next(iter(files.values()))
-        name = item["name"] if "name" in item else item["metadata"]["name"]
-        path = Path(upload_dir) / Path(name).name
-        path.write_bytes(bytes(item["content"]))
         try:
             y, _ = datasets.user.read_recording(path, playground.config.sr, synthesis.MIN_DURATION_S,
                                                 "timbre transfer needs a few notes")
@@ -204,7 +200,7 @@ def explorer(playground: SynthesisPlayground, upload_dir):
                 out.clear_output()
                 print(error)
             return
-        state["recording"] = (y, playground.config.sr, name)
+        state["recording"] = (y, playground.config.sr, path.name)
         redraw()
 
     tune.observe(pick_tune, "value")
