@@ -26,7 +26,7 @@ LAYERS = [
                   "leaderboard", "upload", "evaluate"]),
     ("recipes", ["recipes", "recipes.*"]),
     ("widgets", ["widgets", "widgets.*"]),
-    ("interface", ["cli", "book", "__main__"]),
+    ("interface", ["cli", "book", "i18n", "__main__"]),  # i18n: the Chinese edition's catalogues
 ]
 LEVEL = {pattern: level for level, (_, patterns) in enumerate(LAYERS) for pattern in patterns}
 FORBIDDEN_IN_MODELS = ("recipes", "train", "metrics", "datasets")
