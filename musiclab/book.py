@@ -29,6 +29,8 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+
 from . import fileio
 from .errors import BadInputError
 
@@ -121,8 +123,13 @@ def glue(name: str, value, display: bool = True) -> None:
     kept in this kernel for `glued` (the Lab edition's text). Without myst-nb (a notebook opened
     alone) only the latter.
 
+    A NumPy scalar is glued as the Python number it holds, so that ``{glue:text}`name:.2f``` can
+    format it (its text would be ``np.float64(0.5)``).
+
     Chapter: book/intro.md
     """
+    if isinstance(value, np.generic):
+        value = value.item()
     _GLUED[name] = value
     try:
         from myst_nb import glue as publish

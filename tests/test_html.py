@@ -234,3 +234,16 @@ def test_every_player_reaches_its_page(stem, language):
     page = (EDITIONS[language][0] / "notebooks" / f"{stem}.html").read_text()
     players = re.findall(r'<audio[^>]*src="data:audio/', page)  # tags, not the text of a saved output
     assert len(players) == displayed
+
+
+@pytest.mark.parametrize("language", EDITIONS)
+@pytest.mark.parametrize("stem", [nb.stem for nb in sorted((ROOT / "notebooks").glob("*.ipynb"))])
+def test_every_glued_number_reaches_its_page(stem, language):
+    """Each ``{glue:text}`` role of the chapter's text is a pasted value on the page, in both
+    editions: a value the build cannot find or format leaves a hole in the sentence and only a
+    warning in the build log."""
+    chapter = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text())
+    roles = sum(len(re.findall(r"\{glue:text\}`", "".join(cell["source"])))
+                for cell in chapter["cells"] if cell["cell_type"] == "markdown")
+    page = (EDITIONS[language][0] / "notebooks" / f"{stem}.html").read_text()
+    assert page.count('class="pasted-text"') == roles

@@ -9,10 +9,16 @@ The book's title is text of the root page, so the translators translate it there
 catalogues hold a translation of ``html_title`` shows that as its title (header, browser tab). The
 part captions of ``_toc.yml`` are messages of the root page's catalogue too, but sphinx-external-toc
 inserts its toctrees after Sphinx has translated the page, so `TranslateTocCaptions` translates them.
+Sphinx parses each translated message as a document of its own, without the notebook's outputs, so
+`retrieve_glue_data` finds a translation's ``{glue:text}`` values in the page's glue data.
 """
 from pathlib import Path
 from typing import NamedTuple
 
+from myst_nb import sphinx_ as myst_nb_sphinx
+from myst_nb.core.variables import VariableOutput
+from myst_nb.ext.glue import crossref as glue_crossref, directives as glue_directives, roles as glue_roles
+from myst_nb.ext.glue import utils as glue_utils
 from sphinx import addnodes
 from sphinx.locale import init as init_locale
 from sphinx.transforms import SphinxTransform
@@ -104,10 +110,48 @@ class TranslateTocCaptions(SphinxTransform):
                 toctree["caption"] = catalogue.gettext(toctree.get("rawcaption") or toctree["caption"])
 
 
+_retrieve_glue_data = glue_utils.retrieve_glue_data
+_load_renderer = myst_nb_sphinx.load_renderer
+_PAGE_RENDERERS = {}  # docname -> the page's notebook renderer (a translated message has its own, empty one)
+
+
+def load_renderer(name: str):
+    """myst-nb's `load_renderer`, remembering the renderer made for each page (not for a message)."""
+    create = _load_renderer(name)
+
+    def create_and_remember(mdit_renderer, logger):
+        renderer = create(mdit_renderer, logger)
+        document = mdit_renderer.md.options["document"]
+        if not str(document.get("source", "")).endswith("<translated>"):
+            _PAGE_RENDERERS[document.settings.env.docname] = renderer
+        return renderer
+
+    return create_and_remember
+
+
+def retrieve_glue_data(document, key: str):
+    """myst-nb's `retrieve_glue_data`, also for a translated message of a notebook page: Sphinx
+    parses the message as a document of its own, whose notebook renderer holds no outputs, so a
+    key it lacks is read from the glue data myst-nb wrote for the page (``<page>.glue.json``)."""
+    try:
+        return _retrieve_glue_data(document, key)
+    except glue_utils.RetrievalError:
+        env = getattr(document.settings, "env", None)
+        if env is None:
+            raise
+        glued = glue_crossref.read_glue_cache(env.mystnb_config.output_folder, env.docname)
+        if key not in glued:
+            raise
+        return VariableOutput(data=glued[key]["data"], metadata=glued[key].get("metadata", {}),
+                              nb_renderer=_PAGE_RENDERERS.get(env.docname, document.get("nb_renderer")), vtype="glue")
+
+
 def setup(app):
     app.connect("config-inited", translate_title)
     app.connect("config-inited", add_switch_to_header)
     app.connect("html-page-context", link_other_editions)
     app.connect("builder-inited", keep_executed_notebooks_apart, priority=900)  # after myst-nb's
     app.add_transform(TranslateTocCaptions)
+    glue_roles.retrieve_glue_data = glue_directives.retrieve_glue_data = retrieve_glue_data
+    myst_nb_sphinx.load_renderer = load_renderer
     return {"parallel_read_safe": True, "parallel_write_safe": True}
