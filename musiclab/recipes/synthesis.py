@@ -74,6 +74,16 @@ def sounding_mean_db(loudness_db: np.ndarray) -> float:
 DYNAMICS = ("instrument", "source")
 
 
+def at_decoder_level(model, loudness_db) -> np.ndarray:
+    """``loudness_db`` [shape=(T,)] shifted so that its sounding frames have the mean loudness of the
+    decoder ``model``'s training audio (a flute's level is not a clarinet's); its shape kept.
+
+    Chapter: notebooks/10_neural_synthesis.ipynb
+    """
+    loudness_db = np.asarray(loudness_db)
+    return loudness_db + (model.config.mean_loudness_db - sounding_mean_db(loudness_db))
+
+
 def transfer_loudness_db(model, y, f0_hz, spans=None, dynamics: str = "instrument") -> np.ndarray:
     """The loudness curve [shape=(1 + n // hop_length,)] that drives ``model`` when it plays the
     melody of ``y`` [shape=(n,)] with pitch ``f0_hz``: with ``dynamics="instrument"`` the decoder's
@@ -91,7 +101,7 @@ def transfer_loudness_db(model, y, f0_hz, spans=None, dynamics: str = "instrumen
     c = model.config
     loudness_db = audio.a_weighted_loudness_db(y, c.sr, c.loudness_n_fft, c.hop_length)
     if dynamics == "source":
-        return loudness_db + (c.mean_loudness_db - sounding_mean_db(loudness_db))
+        return at_decoder_level(model, loudness_db)
     if spans is None:
         spans = audio.detect_note_spans(f0_hz, loudness_db, c.hop_length, SOUNDING_RANGE_DB)
     features = torch.from_numpy(ddsp.note_features(spans, len(loudness_db), c.hop_length))[None]

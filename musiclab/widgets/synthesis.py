@@ -124,8 +124,7 @@ class SynthesisPlayground:
     def play(self, instrument: str, f0_hz, loudness_db) -> np.ndarray:
         """Controls (loudness on any level: shifted to the decoder's training mean) -> ``y``."""
         model = self.decoders[instrument]
-        shift = model.config.mean_loudness_db - synthesis.sounding_mean_db(loudness_db)
-        return ddsp.synthesise(model, f0_hz, np.asarray(loudness_db) + shift)
+        return ddsp.synthesise(model, f0_hz, synthesis.at_decoder_level(model, loudness_db))
 
     def tune_view(self, instrument: str, index: int, transpose: float = 0.0, vibrato_cents: float = 0.0,
                   vibrato_hz: float = 5.5, crescendo_db: float = 0.0):
